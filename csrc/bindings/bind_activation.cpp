@@ -1,0 +1,70 @@
+// dlfast._core.activation_forward / activation_backward on arrays of any rank; softmax
+// normalises over the last axis.
+#include "bindings/array_check.h"
+#include "common/dispatch.h"
+
+namespace dlfast {
+namespace bind {
+
+Activation activation_arg(int code, const char* fn);
+
+namespace {
+
+// Rows and columns of an array seen as [size / last, last].
+template <typename T>
+void rows_cols(const Array<T>& a, int64_t* R, int64_t* C) {
+  *C = a.shape.empty() ? 1 : a.shape.back();
+  *R = *C > 0 ? a.size / *C : 0;
+}
+
+py::object activation_forward(py::handle x_obj, int act_code) {
+  const char* fn = "activation_forward";
+  const Activation act = activation_arg(act_code, fn);
+  return dispatch_float(float_type(x_obj, fn, "x"), [&](auto tag) -> py::object {
+    using T = decltype(tag);
+    auto x = array_arg<T>(x_obj, fn, "x", -1);
+    int64_t R, C;
+    rows_cols(x, &R, &C);
+    auto y = new_array<T>(x.shape);
+    T* yp = y.mutable_data();
+    {
+      py::gil_scoped_release nogil;
+      kernels<T>().activation_forward(yp, x.data, R, C, act);
+    }
+    return std::move(y);
+  });
+}
+
+py::object activation_backward(py::handle dy_obj, py::handle y_obj, int act_code) {
+  const char* fn = "activation_backward";
+  const Activation act = activation_arg(act_code, fn);
+  return dispatch_float(float_type(dy_obj, fn, "dy"), [&](auto tag) -> py::object {
+    using T = decltype(tag);
+    auto dy = array_arg<T>(dy_obj, fn, "dy", -1);
+    auto y = array_arg<T>(y_obj, fn, "y", -1);
+    if (y.shape != dy.shape)
+      throw py::value_error(std::string(fn) + ": 'y' must have the shape of 'dy' " +
+                            shape_string(dy.shape) + ", got " + shape_string(y.shape));
+    int64_t R, C;
+    rows_cols(dy, &R, &C);
+    auto dx = new_array<T>(dy.shape);
+    T* dxp = dx.mutable_data();
+    {
+      py::gil_scoped_release nogil;
+      kernels<T>().activation_backward(dxp, dy.data, y.data, R, C, act);
+    }
+    return std::move(dx);
+  });
+}
+
+}  // namespace
+
+void bind_activation(py::module_& m) {
+  m.def("activation_forward", &activation_forward, py::arg("x"), py::arg("activation"),
+        "y = act(x); activation is a code 0..4 (softmax over the last axis).");
+  m.def("activation_backward", &activation_backward, py::arg("dy"), py::arg("y"),
+        py::arg("activation"), "dx = dy * act'(y), from the forward output y.");
+}
+
+}  // namespace bind
+}  // namespace dlfast

@@ -1,0 +1,41 @@
+// The one extension module, dlfast._core (private; python/dlfast wraps it).
+#include "bindings/array_check.h"
+#include "common/dispatch.h"
+#include "common/threading.h"
+
+#ifndef DLFAST_VERSION
+#define DLFAST_VERSION "0.0.0"
+#endif
+#ifndef DLFAST_BUILD_TYPE
+#define DLFAST_BUILD_TYPE "unknown"
+#endif
+#ifndef DLFAST_COMPILER
+#define DLFAST_COMPILER "unknown"
+#endif
+
+PYBIND11_MODULE(_core, m) {
+  using namespace dlfast;
+  m.doc() = "dlfast C++ kernels (floor 1) behind pybind11 (floor 2).";
+  m.attr("__version__") = DLFAST_VERSION;
+  m.def("build_info", [] {
+    py::dict d;
+    d["version"] = DLFAST_VERSION;
+    d["build_type"] = DLFAST_BUILD_TYPE;
+    d["compiler"] = DLFAST_COMPILER;
+    d["cpu_capability_supported"] = cpu_capability_supported();
+    return d;
+  });
+  m.def("cpu_capability", &cpu_capability, "The kernel path in use: avx512, avx2 or generic.");
+  m.def("set_cpu_capability", [](const std::string& name) { return set_cpu_capability(name.c_str()); },
+        py::arg("name"), "Select a kernel path the CPU supports; False if it cannot.");
+  m.def("get_num_threads", &get_num_threads);
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) throw py::value_error("set_num_threads: expected n >= 1, got " + std::to_string(n));
+    set_num_threads(n);
+  }, py::arg("n"));
+  bind::bind_gemm(m);
+  bind::bind_dense(m);
+  bind::bind_activation(m);
+  bind::bind_loss(m);
+  bind::bind_optimizer(m);
+}

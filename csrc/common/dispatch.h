@@ -1,0 +1,61 @@
+// dlfast kernel dispatch: one table of function pointers per dtype, filled once at import
+// from the CPU's features (or from DLFAST_CPU_CAPABILITY, which may only force a lower path).
+//
+// Dimension letters used across csrc/ (DESIGN.md): N batch, D in-features, U units (out-features),
+// M N K for GEMM (C is M x N, the reduction is K), C classes for losses.
+// Argument order everywhere: outputs first, then inputs, then weights, then sizes (llm.c's).
+#pragma once
+#include <cstdint>
+
+namespace dlfast {
+
+enum class Activation : int { linear = 0, relu = 1, sigmoid = 2, tanh = 3, softmax = 4 };
+
+enum class Loss : int {
+  mse = 0,
+  binary_crossentropy = 1,
+  categorical_crossentropy = 2,
+  sparse_categorical_crossentropy = 3,
+};
+
+template <typename T>
+struct KernelTable {
+  // C[M,N] (= or +=) op(A)[M,K] . op(B)[K,N], then + bias[N] on every row, then ReLU if asked.
+  // op(A) = A (row-major, lda) or A^T when trans_a (A stored K x M); likewise B.
+  void (*gemm)(T* C, const T* A, const T* B, const T* bias, int64_t M, int64_t N, int64_t K,
+               int64_t lda, int64_t ldb, int64_t ldc, bool trans_a, bool trans_b,
+               bool accumulate, bool relu);
+  // y[N,U] = act(x[N,D] . W[D,U] + b[U]); b may be null.
+  void (*dense_forward)(T* y, const T* x, const T* W, const T* b, int64_t N, int64_t D,
+                        int64_t U, Activation act);
+  // dz = dy * act'(y); dW[D,U] += x^T dz; db[U] += colsum(dz); dx[N,D] = dz W^T.
+  // dx and db may be null (not wanted); y is the forward output.
+  void (*dense_backward)(T* dx, T* dW, T* db, const T* dy, const T* x, const T* W, const T* y,
+                         int64_t N, int64_t D, int64_t U, Activation act);
+  // y[R,C] = act(x[R,C]) (y may alias x); softmax is over each row.
+  void (*activation_forward)(T* y, const T* x, int64_t R, int64_t C, Activation act);
+  // dx[R,C] = dy * act'(y), given the forward output y (dx may alias dy).
+  void (*activation_backward)(T* dx, const T* dy, const T* y, int64_t R, int64_t C,
+                              Activation act);
+  // Mean loss over the batch (Keras's sum_over_batch_size); grad[N,C] = d loss / d y_pred
+  // (or d loss / d logits when from_logits). target is [N,C], or labels[N] for the sparse loss.
+  double (*loss_forward_backward)(T* grad, const T* y_pred, const T* target,
+                                  const int64_t* labels, int64_t N, int64_t C, Loss loss,
+                                  bool from_logits);
+  // Keras SGD on n parameters: w -= lr*wd*w (decoupled decay, when wd != 0), then
+  // plain: w -= lr*g; momentum: v = m*v - lr*g, w += v (Nesterov: w += m*v - lr*g).
+  void (*sgd_update)(T* w, T* v, const T* g, int64_t n, T lr, T momentum, bool nesterov,
+                     T weight_decay);
+};
+
+template <typename T>
+const KernelTable<T>& kernels();
+
+// The instruction set whose kernels are in use ("avx512", "avx2" or "generic"),
+// and the best one this CPU supports.
+const char* cpu_capability();
+const char* cpu_capability_supported();
+// Select a path by name; returns false (and changes nothing) if the CPU cannot run it.
+bool set_cpu_capability(const char* name);
+
+}  // namespace dlfast

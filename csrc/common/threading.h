@@ -1,0 +1,21 @@
+// Threads (OpenMP) and per-thread workspaces. Not compiled per ISA.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace dlfast {
+
+int get_num_threads();
+void set_num_threads(int n);
+
+// How many threads a job of `flops` floating-point operations should use: 1 below the size
+// where waking a second thread costs more than it saves, else get_num_threads().
+int threads_for_work(double flops);
+
+// Workspace slots: each thread owns one growable, 64-byte-aligned buffer per slot.
+enum WorkspaceSlot : int { kPackA = 0, kPackB = 1, kPackSmall = 2, kDenseGrad = 3, kNumSlots = 4 };
+// A buffer of at least `bytes` for the calling thread; valid until the same thread asks the
+// same slot for more. Never called inside a hot loop: once per kernel call per thread.
+void* thread_workspace(WorkspaceSlot slot, size_t bytes);
+
+}  // namespace dlfast

@@ -1,0 +1,55 @@
+// Dense (fully connected) layer on top of the packed GEMM, compiled once per ISA.
+//   forward:  y[N,U] = act(x[N,D] . W[D,U] + b[U])        bias and ReLU fused into the GEMM store
+//   backward: dz = dy * act'(y)                            (skipped for linear)
+//             dW[D,U] += x^T . dz ;  db[U] += colsum(dz)   (weight gradients accumulate)
+//             dx[N,D]  = dz . W^T                          (overwritten; skipped when dx is null)
+#include "common/threading.h"
+#include "cpu/kernels.h"
+
+namespace dlfast {
+namespace DLFAST_ISA {
+
+template <typename T>
+void dense_forward(T* y, const T* x, const T* W, const T* b, int64_t N, int64_t D, int64_t U,
+                   Activation act) {
+  gemm<T>(y, x, W, b, N, U, D, /*lda=*/D, /*ldb=*/U, /*ldc=*/U, false, false,
+          /*accumulate=*/false, /*relu=*/act == Activation::relu);
+  if (act != Activation::linear && act != Activation::relu) activation_forward<T>(y, y, N, U, act);
+}
+
+template <typename T>
+void dense_backward(T* dx, T* dW, T* db, const T* dy, const T* x, const T* W, const T* y,
+                    int64_t N, int64_t D, int64_t U, Activation act) {
+  const T* dz = dy;
+  if (act != Activation::linear) {
+    T* buf = static_cast<T*>(thread_workspace(kDenseGrad, sizeof(T) * (N * U > 0 ? N * U : 1)));
+    activation_backward<T>(buf, dy, y, N, U, act);
+    dz = buf;
+  }
+  gemm<T>(dW, x, dz, nullptr, D, U, N, /*lda=*/D, /*ldb=*/U, /*ldc=*/U, /*trans_a=*/true, false,
+          /*accumulate=*/true, false);
+  if (db) {
+    for (int64_t i = 0; i < N; ++i) {
+      const T* row = dz + i * U;
+      for (int64_t j = 0; j < U; ++j) db[j] += row[j];
+    }
+  }
+  if (dx) {
+    gemm<T>(dx, dz, W, nullptr, N, D, U, /*lda=*/U, /*ldb=*/U, /*ldc=*/D, false,
+            /*trans_b=*/true, /*accumulate=*/false, false);
+  }
+}
+
+template void dense_forward<float>(float*, const float*, const float*, const float*, int64_t,
+                                   int64_t, int64_t, Activation);
+template void dense_forward<double>(double*, const double*, const double*, const double*,
+                                    int64_t, int64_t, int64_t, Activation);
+template void dense_backward<float>(float*, float*, float*, const float*, const float*,
+                                    const float*, const float*, int64_t, int64_t, int64_t,
+                                    Activation);
+template void dense_backward<double>(double*, double*, double*, const double*, const double*,
+                                     const double*, const double*, int64_t, int64_t, int64_t,
+                                     Activation);
+
+}  // namespace DLFAST_ISA
+}  // namespace dlfast

@@ -1,0 +1,306 @@
+// Packed GEMM in the Goto/BLIS design, compiled once per ISA (see kernels.h).
+//
+//   C[M,N] (= or +=) op(A)[M,K] . op(B)[K,N]   (+ bias[N] per row, then ReLU, when asked)
+//
+// Loops, outermost first (BLIS names): jc over NC columns of C (B block in L3), pc over KC of the
+// reduction (packed B panel kc x nc), ic over MC rows (packed A block mc x kc, in L2), jr over
+// NR-wide micro-panels of B (kc x NR, stays in L1), ir over MR-tall micro-panels of A; the
+// micro-kernel keeps an MR x NR tile of C in registers for the whole kc loop.
+// Packed A stores each MR-row panel k-major (a(i,k) at k*MR + i); packed B stores each
+// NR-column panel k-major (b(k,j) at k*NR + j); both are zero-padded to full panels, so the
+// micro-kernel never branches. Transposes cost nothing extra: packing reads op(A), op(B).
+// Small products skip packing A (the micro-kernel reads A in place through strides) and read
+// full-width B panels in place when B is not transposed.
+// Threads split C into column (or row) slabs; each thread packs what its slab needs, so
+// there are no barriers, and results do not depend on the thread count (same blocking, same
+// summation order per element).
+#include <omp.h>
+
+#include <new>
+
+#include "common/threading.h"
+#include "cpu/kernels.h"
+#include "cpu/vec.h"
+
+namespace dlfast {
+namespace DLFAST_ISA {
+namespace {
+
+inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
+
+// Register tile MR x (NV vectors) and cache blocks per ISA and dtype. MR*NV accumulators +
+// NV loads of B + one broadcast of A must fit the register file (16 ymm/xmm, 32 zmm).
+// KC: a kc x NR panel of B fills about half of L1 (32 KiB); MC: an mc x kc block of A stays in
+// L2 (512 KiB per core here); NC: a kc x nc panel of B stays in L3.
+template <typename T>
+struct Blocking {
+  static constexpr int MR = DLFAST_VEC_BYTES == 64 ? 14 : 6;
+  static constexpr int NV = 2;
+  static constexpr int NR = NV * Vec<T>::lanes;
+  static constexpr int64_t KC = 256;
+  static constexpr int64_t MC = MR * (sizeof(T) == 4 ? 24 : 16);
+  static constexpr int64_t NC = 3072;
+};
+
+// Below this many multiply-adds the product runs on one thread without packing A.
+constexpr int64_t kSmallMNK = 64 * 64 * 64;
+
+// One MR x NR tile: acc = sum_k a(i,k) b(k,j), then c (= or +=) acc, + bias, ReLU.
+// PACKED_A: a is a packed panel (a(i,k) at k*MR+i); else a(i,k) at a + i*a_rs + k*a_cs and
+// rows past mr re-read row 0 (computed, never stored). b(k,j) at b + k*ldb + j, NR wide.
+template <typename T, bool PACKED_A>
+inline void micro_tile(int64_t kc, const T* a, int64_t a_rs, int64_t a_cs, int64_t mr,
+                       const T* b, int64_t ldb, T* c, int64_t ldc, int64_t nr, bool accumulate,
+                       const T* bias, bool relu) {
+  using V = vec_t<T>;
+  constexpr int MR = Blocking<T>::MR, NV = Blocking<T>::NV, L = Vec<T>::lanes, NR = NV * L;
+  V acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) acc[i][j] = V{};
+
+  if (PACKED_A) {
+#pragma GCC unroll 2
+    for (int64_t k = 0; k < kc; ++k) {
+      V bv[NV];
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) bv[j] = vload(b + k * ldb + j * L);
+      __builtin_prefetch(b + (k + 8) * ldb);
+#pragma GCC unroll 16
+      for (int i = 0; i < MR; ++i) {
+        V ai = vsplat(a[k * MR + i]);
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; ++j) acc[i][j] += ai * bv[j];
+      }
+    }
+  } else {
+    const T* row[MR];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) row[i] = a + (i < mr ? i : 0) * a_rs;
+    for (int64_t k = 0; k < kc; ++k) {
+      V bv[NV];
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) bv[j] = vload(b + k * ldb + j * L);
+#pragma GCC unroll 16
+      for (int i = 0; i < MR; ++i) {
+        V ai = vsplat(row[i][k * a_cs]);
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; ++j) acc[i][j] += ai * bv[j];
+      }
+    }
+  }
+
+  if (mr == MR && nr == NR) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) {
+        T* p = c + i * ldc + j * L;
+        V v = acc[i][j];
+        if (accumulate) v += vload(p);
+        if (bias) v += vload(bias + j * L);
+        if (relu) v = vmax0<T>(v);
+        vstore(p, v);
+      }
+    return;
+  }
+  alignas(64) T buf[MR * NR];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NV; ++j) vstore(buf + i * NR + j * L, acc[i][j]);
+  for (int64_t i = 0; i < mr; ++i)
+    for (int64_t j = 0; j < nr; ++j) {
+      T v = buf[i * NR + j];
+      if (accumulate) v += c[i * ldc + j];
+      if (bias) v += bias[j];
+      if (relu) v = v > 0 ? v : T(0);
+      c[i * ldc + j] = v;
+    }
+}
+
+// Ap <- op(A)[0:mc, 0:kc] in MR-row panels; `a` points at op(A)(0,0) of the block.
+template <typename T>
+void pack_a(T* Ap, const T* a, int64_t lda, bool trans_a, int64_t mc, int64_t kc) {
+  constexpr int MR = Blocking<T>::MR;
+  for (int64_t i0 = 0; i0 < mc; i0 += MR) {
+    const int64_t mr = min64(MR, mc - i0);
+    T* dst = Ap + i0 * kc;
+    if (trans_a) {  // op(A)(i,k) = a[k*lda + i]: rows of a are contiguous in i
+      for (int64_t k = 0; k < kc; ++k) {
+        const T* src = a + k * lda + i0;
+        for (int i = 0; i < MR; ++i) dst[k * MR + i] = i < mr ? src[i] : T(0);
+      }
+    } else {  // op(A)(i,k) = a[i*lda + k]
+      for (int i = 0; i < MR; ++i) {
+        if (i < mr) {
+          const T* src = a + (i0 + i) * lda;
+          for (int64_t k = 0; k < kc; ++k) dst[k * MR + i] = src[k];
+        } else {
+          for (int64_t k = 0; k < kc; ++k) dst[k * MR + i] = T(0);
+        }
+      }
+    }
+  }
+}
+
+// Bp <- op(B)[0:kc, 0:nc] in NR-column panels; `b` points at op(B)(0,0) of the block.
+template <typename T>
+void pack_b(T* Bp, const T* b, int64_t ldb, bool trans_b, int64_t kc, int64_t nc) {
+  constexpr int NR = Blocking<T>::NR;
+  for (int64_t j0 = 0; j0 < nc; j0 += NR) {
+    const int64_t nr = min64(NR, nc - j0);
+    T* dst = Bp + j0 * kc;
+    if (trans_b) {  // op(B)(k,j) = b[j*ldb + k]
+      for (int j = 0; j < NR; ++j) {
+        if (j < nr) {
+          const T* src = b + (j0 + j) * ldb;
+          for (int64_t k = 0; k < kc; ++k) dst[k * NR + j] = src[k];
+        } else {
+          for (int64_t k = 0; k < kc; ++k) dst[k * NR + j] = T(0);
+        }
+      }
+    } else {  // op(B)(k,j) = b[k*ldb + j]
+      for (int64_t k = 0; k < kc; ++k) {
+        const T* src = b + k * ldb + j0;
+        if (nr == NR) {
+          for (int j = 0; j < NR; ++j) dst[k * NR + j] = src[j];
+        } else {
+          for (int j = 0; j < NR; ++j) dst[k * NR + j] = j < nr ? src[j] : T(0);
+        }
+      }
+    }
+  }
+}
+
+struct GemmArgs {
+  int64_t M, N, K, lda, ldb, ldc;
+  bool trans_a, trans_b, accumulate, relu;
+};
+
+// Pointer to op(X)(r, c) for X stored row-major with leading dimension ld.
+template <typename T>
+inline const T* op_at(const T* X, int64_t ld, bool trans, int64_t r, int64_t c) {
+  return trans ? X + c * ld + r : X + r * ld + c;
+}
+
+// The packed algorithm on the slab C[m0:m1, n0:n1], on the calling thread.
+template <typename T>
+void gemm_packed(T* C, const T* A, const T* B, const T* bias, const GemmArgs& g, int64_t m0,
+                 int64_t m1, int64_t n0, int64_t n1) {
+  using Bk = Blocking<T>;
+  T* Ap = static_cast<T*>(thread_workspace(kPackA, sizeof(T) * Bk::MC * Bk::KC));
+  T* Bp = static_cast<T*>(
+      thread_workspace(kPackB, sizeof(T) * Bk::KC * round_up(min64(Bk::NC, n1 - n0), Bk::NR)));
+  for (int64_t jc = n0; jc < n1; jc += Bk::NC) {
+    const int64_t nc = min64(Bk::NC, n1 - jc);
+    for (int64_t pc = 0; pc < g.K; pc += Bk::KC) {
+      const int64_t kc = min64(Bk::KC, g.K - pc);
+      const bool accumulate = g.accumulate || pc > 0;
+      const bool last = pc + kc == g.K;
+      pack_b(Bp, op_at(B, g.ldb, g.trans_b, pc, jc), g.ldb, g.trans_b, kc, nc);
+      for (int64_t ic = m0; ic < m1; ic += Bk::MC) {
+        const int64_t mc = min64(Bk::MC, m1 - ic);
+        pack_a(Ap, op_at(A, g.lda, g.trans_a, ic, pc), g.lda, g.trans_a, mc, kc);
+        for (int64_t jr = 0; jr < nc; jr += Bk::NR) {
+          const int64_t nr = min64(Bk::NR, nc - jr);
+          const T* tile_bias = last && bias ? bias + jc + jr : nullptr;
+          for (int64_t ir = 0; ir < mc; ir += Bk::MR) {
+            micro_tile<T, true>(kc, Ap + ir * kc, 0, 0, min64(Bk::MR, mc - ir), Bp + jr * kc,
+                                Bk::NR, C + (ic + ir) * g.ldc + jc + jr, g.ldc, nr, accumulate,
+                                tile_bias, last && g.relu);
+          }
+        }
+      }
+    }
+  }
+}
+
+// Small products: one thread, A read in place, B read in place when possible.
+template <typename T>
+void gemm_small(T* C, const T* A, const T* B, const T* bias, const GemmArgs& g) {
+  using Bk = Blocking<T>;
+  T* Bp = static_cast<T*>(thread_workspace(kPackSmall, sizeof(T) * Bk::KC * Bk::NR));
+  const int64_t a_rs = g.trans_a ? 1 : g.lda, a_cs = g.trans_a ? g.lda : 1;
+  for (int64_t pc = 0; pc < g.K; pc += Bk::KC) {
+    const int64_t kc = min64(Bk::KC, g.K - pc);
+    const bool accumulate = g.accumulate || pc > 0;
+    const bool last = pc + kc == g.K;
+    for (int64_t jr = 0; jr < g.N; jr += Bk::NR) {
+      const int64_t nr = min64(Bk::NR, g.N - jr);
+      const T* panel = op_at(B, g.ldb, g.trans_b, pc, jr);
+      int64_t panel_ld = g.ldb;
+      if (g.trans_b || nr < Bk::NR) {
+        pack_b(Bp, panel, g.ldb, g.trans_b, kc, nr);
+        panel = Bp;
+        panel_ld = Bk::NR;
+      }
+      const T* tile_bias = last && bias ? bias + jr : nullptr;
+      for (int64_t ir = 0; ir < g.M; ir += Bk::MR) {
+        micro_tile<T, false>(kc, op_at(A, g.lda, g.trans_a, ir, pc), a_rs, a_cs,
+                             min64(Bk::MR, g.M - ir), panel, panel_ld, C + ir * g.ldc + jr,
+                             g.ldc, nr, accumulate, tile_bias, last && g.relu);
+      }
+    }
+  }
+}
+
+// K == 0: the product is empty, C = (accumulate ? C : 0) + bias, then ReLU.
+template <typename T>
+void gemm_empty(T* C, const T* bias, const GemmArgs& g) {
+  for (int64_t i = 0; i < g.M; ++i)
+    for (int64_t j = 0; j < g.N; ++j) {
+      T v = g.accumulate ? C[i * g.ldc + j] : T(0);
+      if (bias) v += bias[j];
+      if (g.relu) v = v > 0 ? v : T(0);
+      C[i * g.ldc + j] = v;
+    }
+}
+
+}  // namespace
+
+template <typename T>
+void gemm(T* C, const T* A, const T* B, const T* bias, int64_t M, int64_t N, int64_t K,
+          int64_t lda, int64_t ldb, int64_t ldc, bool trans_a, bool trans_b, bool accumulate,
+          bool relu) {
+  using Bk = Blocking<T>;
+  const GemmArgs g{M, N, K, lda, ldb, ldc, trans_a, trans_b, accumulate, relu};
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) return gemm_empty(C, bias, g);
+  if (M * N * K <= kSmallMNK) return gemm_small(C, A, B, bias, g);
+
+  const int nt = threads_for_work(2.0 * double(M) * double(N) * double(K));
+  if (nt <= 1) return gemm_packed(C, A, B, bias, g, 0, M, 0, N);
+
+  // Split C into slabs along its longer side, in whole micro-panels.
+  const bool split_n = (N + Bk::NR - 1) / Bk::NR >= (M + Bk::MR - 1) / Bk::MR;
+  const int64_t unit = split_n ? Bk::NR : Bk::MR;
+  const int64_t panels = ((split_n ? N : M) + unit - 1) / unit;
+  bool failed = false;
+#pragma omp parallel num_threads(nt)
+  {
+    const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
+    const int64_t lo = min64(panels * t / n * unit, split_n ? N : M);
+    const int64_t hi = min64(panels * (t + 1) / n * unit, split_n ? N : M);
+    if (lo < hi) {
+      try {
+        if (split_n)
+          gemm_packed(C, A, B, bias, g, 0, M, lo, hi);
+        else
+          gemm_packed(C, A, B, bias, g, lo, hi, 0, N);
+      } catch (const std::bad_alloc&) {
+#pragma omp atomic write
+        failed = true;
+      }
+    }
+  }
+  if (failed) throw std::bad_alloc();
+}
+
+template void gemm<float>(float*, const float*, const float*, const float*, int64_t, int64_t,
+                          int64_t, int64_t, int64_t, int64_t, bool, bool, bool, bool);
+template void gemm<double>(double*, const double*, const double*, const double*, int64_t,
+                           int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool, bool, bool);
+
+}  // namespace DLFAST_ISA
+}  // namespace dlfast

@@ -1,0 +1,33 @@
+// Declarations of the fast kernels of one instruction set. Every csrc/cpu/*.cpp is compiled
+// once per ISA with DLFAST_ISA set to its name (generic, avx2, avx512), so each ISA gets its
+// own namespace and symbols; common/dispatch.cpp includes this header once per ISA.
+// No include guard on purpose.
+#include <cstdint>
+#include "common/dispatch.h"
+
+namespace dlfast {
+namespace DLFAST_ISA {
+
+template <typename T>
+void gemm(T* C, const T* A, const T* B, const T* bias, int64_t M, int64_t N, int64_t K,
+          int64_t lda, int64_t ldb, int64_t ldc, bool trans_a, bool trans_b, bool accumulate,
+          bool relu);
+template <typename T>
+void dense_forward(T* y, const T* x, const T* W, const T* b, int64_t N, int64_t D, int64_t U,
+                   Activation act);
+template <typename T>
+void dense_backward(T* dx, T* dW, T* db, const T* dy, const T* x, const T* W, const T* y,
+                    int64_t N, int64_t D, int64_t U, Activation act);
+template <typename T>
+void activation_forward(T* y, const T* x, int64_t R, int64_t C, Activation act);
+template <typename T>
+void activation_backward(T* dx, const T* dy, const T* y, int64_t R, int64_t C, Activation act);
+template <typename T>
+double loss_forward_backward(T* grad, const T* y_pred, const T* target, const int64_t* labels,
+                             int64_t N, int64_t C, Loss loss, bool from_logits);
+template <typename T>
+void sgd_update(T* w, T* v, const T* g, int64_t n, T lr, T momentum, bool nesterov,
+                T weight_decay);
+
+}  // namespace DLFAST_ISA
+}  // namespace dlfast

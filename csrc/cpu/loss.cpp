@@ -1,0 +1,120 @@
+// Losses with their gradient in one pass, compiled once per ISA (see kernels.h).
+// y_pred, target, grad: [N, C]; labels: [N] (sparse loss). Reduction: Keras's
+// sum_over_batch_size, so the loss is a mean over the batch (and, for mse and binary
+// cross-entropy, over the last axis too). Probabilities are clipped to [eps, 1 - eps]
+// (Keras's epsilon 1e-7) and the gradient is zero where the clip is active.
+// With from_logits, y_pred holds logits: softmax (or sigmoid) and the cross-entropy are fused
+// through log-sum-exp, finite for logits of any size, and grad is d loss / d logits.
+#include <cmath>
+
+#include "cpu/kernels.h"
+
+namespace dlfast {
+namespace DLFAST_ISA {
+namespace {
+
+constexpr double kEpsilon = 1e-7;
+
+template <typename T>
+inline T clip_probability(T p) {
+  const T lo = T(kEpsilon), hi = T(1) - T(kEpsilon);
+  return p < lo ? lo : (p > hi ? hi : p);
+}
+
+// Row r of a softmax cross-entropy from logits z: returns the loss, writes
+// grad = (softmax(z) * sum(t) - t) * scale. t is the target row, or null with a label.
+template <typename T>
+double softmax_xent_row(T* grad, const T* z, const T* t, int64_t label, int64_t C, T scale) {
+  T m = z[0];
+  for (int64_t c = 1; c < C; ++c) m = z[c] > m ? z[c] : m;
+  double s = 0;
+  for (int64_t c = 0; c < C; ++c) s += std::exp(double(z[c] - m));
+  const double lse = double(m) + std::log(s);
+  double loss = 0, tsum = 1;
+  if (t) {
+    tsum = 0;
+    for (int64_t c = 0; c < C; ++c) {
+      loss += double(t[c]) * (lse - double(z[c]));
+      tsum += double(t[c]);
+    }
+  } else {
+    loss = lse - double(z[label]);
+  }
+  if (grad) {
+    for (int64_t c = 0; c < C; ++c) {
+      const double p = std::exp(double(z[c]) - lse);
+      const double tc = t ? double(t[c]) : (c == label ? 1.0 : 0.0);
+      grad[c] = T((p * tsum - tc) * double(scale));
+    }
+  }
+  return loss;
+}
+
+}  // namespace
+
+template <typename T>
+double loss_forward_backward(T* grad, const T* y_pred, const T* target, const int64_t* labels,
+                             int64_t N, int64_t C, Loss loss, bool from_logits) {
+  const int64_t n = N * C;
+  if (N <= 0) return 0.0;
+  double total = 0;
+  switch (loss) {
+    case Loss::mse: {
+      const T scale = T(2.0 / double(n));
+      for (int64_t i = 0; i < n; ++i) {
+        const T d = y_pred[i] - target[i];
+        total += double(d) * double(d);
+        if (grad) grad[i] = scale * d;
+      }
+      return total / double(n);
+    }
+    case Loss::binary_crossentropy: {
+      const T scale = T(1.0 / double(n));
+      for (int64_t i = 0; i < n; ++i) {
+        const T t = target[i];
+        if (from_logits) {  // max(z,0) - z t + log(1 + exp(-|z|))
+          const T z = y_pred[i];
+          const T az = z < 0 ? -z : z;
+          total += double(z > 0 ? z : T(0)) - double(z) * double(t) + std::log1p(std::exp(-double(az)));
+          if (grad) grad[i] = (T(1) / (T(1) + std::exp(-z)) - t) * scale;
+        } else {
+          const T p = clip_probability(y_pred[i]);
+          total -= double(t) * std::log(double(p)) + double(T(1) - t) * std::log(double(T(1) - p));
+          if (grad) grad[i] = p == y_pred[i] ? (p - t) / (p * (T(1) - p)) * scale : T(0);
+        }
+      }
+      return total / double(n);
+    }
+    case Loss::categorical_crossentropy:
+    case Loss::sparse_categorical_crossentropy: {
+      const bool sparse = loss == Loss::sparse_categorical_crossentropy;
+      const T scale = T(1.0 / double(N));
+      for (int64_t r = 0; r < N; ++r) {
+        const T* p = y_pred + r * C;
+        const T* t = sparse ? nullptr : target + r * C;
+        const int64_t label = sparse ? labels[r] : -1;
+        T* g = grad ? grad + r * C : nullptr;
+        if (from_logits) {
+          total += softmax_xent_row(g, p, t, label, C, scale);
+          continue;
+        }
+        for (int64_t c = 0; c < C; ++c) {
+          const T tc = sparse ? T(c == label ? 1 : 0) : t[c];
+          const T pc = clip_probability(p[c]);
+          if (tc != T(0)) total -= double(tc) * std::log(double(pc));
+          if (g) g[c] = pc == p[c] ? -tc / pc * scale : T(0);
+        }
+      }
+      return total / double(N);
+    }
+  }
+  return total;
+}
+
+template double loss_forward_backward<float>(float*, const float*, const float*, const int64_t*,
+                                             int64_t, int64_t, Loss, bool);
+template double loss_forward_backward<double>(double*, const double*, const double*,
+                                              const int64_t*, int64_t, int64_t, Loss, bool);
+
+}  // namespace DLFAST_ISA
+}  // namespace dlfast

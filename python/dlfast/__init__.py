@@ -1,0 +1,1 @@
+from dlfast import _core
