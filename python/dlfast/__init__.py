@@ -1,1 +1,57 @@
-from dlfast import _core
+"""dlfast: hand-written C++ kernels under a Keras-style API, for fast training of small and
+medium networks on the CPU. See README.md; the public surface is in API.md."""
+
+import os as _os
+import warnings as _warnings
+
+from . import _core
+
+__version__ = _core.__version__
+
+from . import callbacks, initializers, layers, losses, metrics, ops, optimizers  # noqa: E402
+from ._random import manual_seed  # noqa: E402
+from .models import Sequential  # noqa: E402
+
+__all__ = ["__version__", "info", "set_num_threads", "get_num_threads", "manual_seed",
+           "Sequential", "layers", "losses", "metrics", "optimizers", "callbacks", "ops",
+           "initializers"]
+
+
+def set_num_threads(n):
+    """Threads the kernels may use (OpenMP); small work stays on one thread regardless."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"set_num_threads: expected an int >= 1, got {n!r}")
+    _core.set_num_threads(n)
+
+
+def get_num_threads():
+    return _core.get_num_threads()
+
+
+def info():
+    """What this build is and which kernels run: version, CPU ISA path in use (and the best the
+    CPU supports), threads, CUDA availability, build type and compiler."""
+    build = _core.build_info()
+    return {
+        "version": __version__,
+        "cpu_isa": _core.cpu_capability(),
+        "cpu_isa_supported": build["cpu_capability_supported"],
+        "num_threads": _core.get_num_threads(),
+        "cuda_available": False,
+        "cuda_devices": 0,
+        "cuda_reason": "this build has no CUDA module",
+        "build_type": build["build_type"],
+        "compiler": build["compiler"],
+    }
+
+
+def _check_capability_request():
+    asked = _os.environ.get("DLFAST_CPU_CAPABILITY")
+    if asked and asked != _core.cpu_capability():
+        _warnings.warn(
+            f"DLFAST_CPU_CAPABILITY={asked!r} ignored: expected one of generic, avx2, avx512 "
+            f"that this CPU supports (best: {_core.build_info()['cpu_capability_supported']}); "
+            f"using {_core.cpu_capability()}", RuntimeWarning, stacklevel=2)
+
+
+_check_capability_request()

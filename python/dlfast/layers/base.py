@@ -1,0 +1,182 @@
+"""The Layer base class: weights, gradients, build, forward/backward, input checks."""
+
+import re
+
+import numpy as np
+
+_name_counts = {}
+
+
+def _auto_name(cls_name):
+    base = re.sub(r"(?<!^)(?=[A-Z])", "_", cls_name).lower()
+    n = _name_counts.get(base, 0)
+    _name_counts[base] = n + 1
+    return base if n == 0 else f"{base}_{n}"
+
+
+def normalize_shape(shape, what="input_shape"):
+    """A shape as a tuple of positive ints (None allowed for unknown sizes)."""
+    if isinstance(shape, (int, np.integer)):
+        shape = (int(shape),)
+    try:
+        shape = tuple(None if s is None else int(s) for s in shape)
+    except (TypeError, ValueError):
+        raise TypeError(f"{what} must be a tuple of ints, got {shape!r}") from None
+    if any(s is not None and s <= 0 for s in shape):
+        raise ValueError(f"{what} must hold positive sizes, got {shape}")
+    return shape
+
+
+class Layer:
+    """Base of every layer (and of models: a model is a layer).
+
+    Subclasses implement ``build_weights(input_shape)`` (create weights through
+    ``add_weight``), ``compute_output_shape``, ``call_forward(x, training)`` and
+    ``call_backward(dy)``. ``forward`` / ``backward`` add the input checks and casts.
+    ``backward`` ADDS weight gradients into ``self.grads`` and returns the input gradient.
+    """
+
+    def __init__(self, input_shape=None, dtype=None, name=None, trainable=True):
+        self.name = name or _auto_name(type(self).__name__)
+        self.dtype = np.dtype(dtype or "float32")
+        if self.dtype not in (np.float32, np.float64):
+            raise TypeError(f"{self.name}: dtype must be float32 or float64, got {self.dtype}")
+        self.trainable = trainable
+        self.built = False
+        self.weights = []
+        self.grads = []
+        self.weight_names = []
+        self.input_shape = None  # without the batch axis
+        self.output_shape = None
+        self._declared_input_shape = None if input_shape is None else normalize_shape(input_shape)
+
+    # --- building ---------------------------------------------------------------------------
+    def build(self, input_shape):
+        """Create the weights for inputs of ``input_shape`` (batch axis excluded). Idempotent;
+        a different shape after building is an error."""
+        input_shape = normalize_shape(input_shape)
+        if self.built:
+            if input_shape != self.input_shape:
+                raise ValueError(f"{self.name}: already built for input shape "
+                                 f"{self.input_shape}, got {input_shape}")
+            return
+        self.output_shape = tuple(self.compute_output_shape(input_shape))
+        self.input_shape = input_shape
+        self.build_weights(input_shape)
+        self.built = True
+
+    def build_weights(self, input_shape):
+        pass
+
+    def add_weight(self, name, shape, initializer):
+        w = np.ascontiguousarray(initializer(tuple(shape), self.dtype), dtype=self.dtype)
+        if w.shape != tuple(shape):
+            raise ValueError(f"{self.name}: initializer for '{name}' returned shape {w.shape}, "
+                             f"expected {tuple(shape)}")
+        self.weights.append(w)
+        self.grads.append(np.zeros_like(w))
+        self.weight_names.append(name)
+        return len(self.weights) - 1
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    # --- running ----------------------------------------------------------------------------
+    def __call__(self, x, training=False):
+        return self.forward(x, training=training)
+
+    def forward(self, x, training=False):
+        x = self.check_input(x)
+        return self.call_forward(x, training)
+
+    def backward(self, dy):
+        if not self.built:
+            raise RuntimeError(f"{self.name}: backward called before forward")
+        return self.call_backward(self.check_grad(dy))
+
+    def call_forward(self, x, training):
+        raise NotImplementedError
+
+    def call_backward(self, dy, need_dx=True):
+        raise NotImplementedError
+
+    def check_input(self, x):
+        """x as a C-contiguous array of this layer's dtype with a batch axis and the built
+        shape after it (builds the layer on first use)."""
+        if type(x) is not np.ndarray or x.dtype != self.dtype or not x.flags.c_contiguous:
+            x = to_array(x, self.dtype, self.name, "input")
+        if x.ndim < 1:
+            raise ValueError(f"{self.name}: input must have a batch axis, got a scalar")
+        if not self.built:
+            self.build(x.shape[1:])
+        elif x.shape[1:] != self.input_shape and not self._shape_matches(x.shape[1:]):
+            raise ValueError(f"{self.name}: expected input of shape (batch, "
+                             f"{', '.join(map(str, self.input_shape))}), got {x.shape}"
+                             + self._shape_hint(x.shape))
+        return x
+
+    def _shape_matches(self, shape):
+        return len(shape) == len(self.input_shape) and all(
+            a is None or a == b for a, b in zip(self.input_shape, shape))
+
+    def _shape_hint(self, shape):
+        if len(shape) - 1 != len(self.input_shape):
+            return (f": rank {len(shape)} where rank {len(self.input_shape) + 1} was "
+                    f"expected")
+        return ""
+
+    def check_grad(self, dy):
+        if type(dy) is not np.ndarray or dy.dtype != self.dtype or not dy.flags.c_contiguous:
+            dy = to_array(dy, self.dtype, self.name, "dy")
+        return dy
+
+    # --- weights ----------------------------------------------------------------------------
+    def zero_grad(self):
+        for g in self.grads:
+            g.fill(0)
+
+    def get_weights(self):
+        return [w.copy() for w in self.weights]
+
+    def set_weights(self, weights):
+        weights = list(weights)
+        if len(weights) != len(self.weights):
+            raise ValueError(f"{self.name}: set_weights expected a list of {len(self.weights)} "
+                             f"arrays {[w.shape for w in self.weights]}, got {len(weights)}")
+        new = []
+        for i, (w, v) in enumerate(zip(self.weights, weights)):
+            v = np.asarray(v)
+            if v.dtype.kind not in "biuf":
+                raise TypeError(f"{self.name}: set_weights: weight {i} "
+                                f"('{self.weight_names[i]}') must be numeric, got dtype {v.dtype}")
+            if v.shape != w.shape:
+                raise ValueError(f"{self.name}: set_weights: weight {i} "
+                                 f"('{self.weight_names[i]}') expected shape {w.shape}, got "
+                                 f"{v.shape}")
+            new.append(v)
+        for w, v in zip(self.weights, new):
+            w[...] = v
+
+    def count_params(self):
+        return int(sum(w.size for w in self.weights))
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype.name}
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
+
+
+def to_array(x, dtype, owner, what):
+    """x as a C-contiguous numpy array of `dtype`; numbers are cast as Keras casts them,
+    anything else is a TypeError naming `owner` and `what`."""
+    if not isinstance(x, np.ndarray):
+        try:
+            x = np.asarray(x)
+        except (ValueError, TypeError) as e:
+            raise TypeError(f"{owner}: {what} must be array-like numbers, got "
+                            f"{type(x).__name__} ({e})") from None
+    if x.dtype.kind not in "biuf":
+        raise TypeError(f"{owner}: {what} must hold numbers (bool, int or float), got an "
+                        f"array of dtype {x.dtype}")
+    return np.ascontiguousarray(x, dtype=dtype)

@@ -1,0 +1,157 @@
+"""Core layers: Input, Dense, Activation, ReLU, Flatten."""
+
+import numpy as np
+
+from .. import _core, initializers
+from ..ops import activation_code
+from .base import Layer, normalize_shape
+
+
+class Input(Layer):
+    """The shape (without the batch axis) and dtype of a model's input. In a Sequential model
+    it only declares the input; it has no weights and does nothing to the data."""
+
+    def __init__(self, shape, dtype=None, name=None):
+        super().__init__(dtype=dtype, name=name)
+        self.shape = normalize_shape(shape, "Input shape")
+        self.build(self.shape)
+
+    def call_forward(self, x, training):
+        return x
+
+    def call_backward(self, dy, need_dx=True):
+        return dy
+
+    def get_config(self):
+        return {**super().get_config(), "shape": self.shape}
+
+
+class Dense(Layer):
+    """``y = activation(x @ kernel + bias)`` on the last axis; kernel (in, units), bias (units,).
+
+    Bias and ReLU are fused into the GEMM's store; backward is one C++ call that adds the
+    kernel and bias gradients and returns dx."""
+
+    def __init__(self, units, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, input_shape=None, dtype=None, name=None):
+        super().__init__(input_shape=input_shape, dtype=dtype, name=name)
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
+            raise ValueError(f"{self.name}: units must be a positive int, got {units!r}")
+        if kernel_regularizer is not None:
+            raise NotImplementedError(f"{self.name}: kernel_regularizer is not supported yet")
+        self.units = int(units)
+        self.activation = activation or "linear"
+        self._act = activation_code(self.activation, self.name)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self._cache = None
+
+    @property
+    def kernel(self):
+        return self.weights[0]
+
+    @property
+    def bias(self):
+        return self.weights[1] if self.use_bias else None
+
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) < 1:
+            raise ValueError(f"{self.name}: Dense needs inputs (batch, ..., features), got "
+                             f"input shape (batch,) with no feature axis")
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def build_weights(self, input_shape):
+        self.add_weight("kernel", (input_shape[-1], self.units), self.kernel_initializer)
+        if self.use_bias:
+            self.add_weight("bias", (self.units,), self.bias_initializer)
+
+    def call_forward(self, x, training, act=None):
+        act = self._act if act is None else act
+        x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
+        w = self.weights
+        y = _core.dense_forward(x2, w[0], w[1] if self.use_bias else None, act)
+        self._cache = (x2, y, act, x.shape)
+        return y if x.ndim == 2 else y.reshape(x.shape[:-1] + (self.units,))
+
+    def forward_logits(self, x, training=False):
+        """Forward without the activation (the model fuses softmax/sigmoid into the loss)."""
+        return self.call_forward(self.check_input(x), training, act=0)
+
+    def call_backward(self, dy, need_dx=True):
+        if self._cache is None:
+            raise RuntimeError(f"{self.name}: backward called before forward")
+        x2, y, act, in_shape = self._cache
+        dy2 = dy if dy.ndim == 2 else dy.reshape(-1, self.units)
+        if dy2.shape != y.shape:
+            raise ValueError(f"{self.name}: dy must have the output's shape "
+                             f"{in_shape[:-1] + (self.units,)}, got {dy.shape}")
+        g = self.grads
+        dx = _core.dense_backward(dy2, x2, self.weights[0], y, act, g[0],
+                                  g[1] if self.use_bias else None, need_dx)
+        if dx is None or len(in_shape) == 2:
+            return dx
+        return dx.reshape(in_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "activation": self.activation,
+                "use_bias": self.use_bias}
+
+
+class Activation(Layer):
+    """An element-wise activation by name: 'linear', 'relu', 'sigmoid', 'tanh', 'softmax'
+    (softmax over the last axis)."""
+
+    def __init__(self, activation, input_shape=None, dtype=None, name=None):
+        super().__init__(input_shape=input_shape, dtype=dtype, name=name)
+        self.activation = activation or "linear"
+        self._act = activation_code(self.activation, self.name)
+        self._cache = None
+
+    def call_forward(self, x, training, act=None):
+        act = self._act if act is None else act
+        y = _core.activation_forward(x, act) if act else x
+        self._cache = (y, act)
+        return y
+
+    def forward_logits(self, x, training=False):
+        return self.call_forward(self.check_input(x), training, act=0)
+
+    def call_backward(self, dy, need_dx=True):
+        if self._cache is None:
+            raise RuntimeError(f"{self.name}: backward called before forward")
+        y, act = self._cache
+        if dy.shape != y.shape:
+            raise ValueError(f"{self.name}: dy must have the output's shape {y.shape}, got "
+                             f"{dy.shape}")
+        return _core.activation_backward(dy, y, act) if act else dy
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation}
+
+
+class ReLU(Activation):
+    """max(x, 0)."""
+
+    def __init__(self, input_shape=None, dtype=None, name=None):
+        super().__init__("relu", input_shape=input_shape, dtype=dtype, name=name)
+
+    def get_config(self):
+        config = super().get_config()
+        del config["activation"]
+        return config
+
+
+class Flatten(Layer):
+    """(batch, d1, d2, ...) -> (batch, d1*d2*...), in row-major order as Keras."""
+
+    def compute_output_shape(self, input_shape):
+        return (int(np.prod(input_shape)),)
+
+    def call_forward(self, x, training):
+        self._in_shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def call_backward(self, dy, need_dx=True):
+        return dy.reshape(self._in_shape)

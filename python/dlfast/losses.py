@@ -1,0 +1,95 @@
+"""Losses with Keras's names, formulas and reduction (mean over the batch).
+
+Each loss object is callable as ``loss(y_true, y_pred) -> float`` and has
+``value_and_grad(y_true, y_pred) -> (float, d loss / d y_pred)``, one C++ call for both.
+When a model ends in softmax (or sigmoid) and its loss is a cross-entropy, the model fuses
+the two: it feeds the logits with ``from_logits=True`` (stable for logits of any size)."""
+
+from . import ops
+
+
+class Loss:
+    kernel_name = None
+    #: the activation this loss fuses with, when the model's last layer applies it
+    fuses_with = None
+
+    def __init__(self, from_logits=False):
+        self.from_logits = bool(from_logits)
+
+    def __call__(self, y_true, y_pred):
+        return self.value_and_grad(y_true, y_pred, want_grad=False)[0]
+
+    def value_and_grad(self, y_true, y_pred, want_grad=True, from_logits=None):
+        logits = self.from_logits if from_logits is None else from_logits
+        return ops.loss_value_and_grad(self.kernel_name, y_true, y_pred, logits, want_grad)
+
+    def get_config(self):
+        return {"name": self.kernel_name, "from_logits": self.from_logits}
+
+    def __repr__(self):
+        return f"{type(self).__name__}(from_logits={self.from_logits})"
+
+
+class MeanSquaredError(Loss):
+    kernel_name = "mse"
+
+    def __init__(self):
+        super().__init__(False)
+
+    def get_config(self):
+        return {"name": self.kernel_name}
+
+    def __repr__(self):
+        return "MeanSquaredError()"
+
+
+class BinaryCrossentropy(Loss):
+    kernel_name = "binary_crossentropy"
+    fuses_with = "sigmoid"
+
+
+class CategoricalCrossentropy(Loss):
+    kernel_name = "categorical_crossentropy"
+    fuses_with = "softmax"
+
+
+class SparseCategoricalCrossentropy(Loss):
+    kernel_name = "sparse_categorical_crossentropy"
+    fuses_with = "softmax"
+
+
+_ALIASES = {
+    "mse": MeanSquaredError, "mean_squared_error": MeanSquaredError,
+    "binary_crossentropy": BinaryCrossentropy,
+    "categorical_crossentropy": CategoricalCrossentropy,
+    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+}
+
+
+def get(spec):
+    """A Loss from a name or an instance."""
+    if isinstance(spec, Loss):
+        return spec
+    if isinstance(spec, type) and issubclass(spec, Loss):
+        return spec()
+    try:
+        return _ALIASES[spec]()
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown loss {spec!r}; expected a dlfast.losses.Loss or one of "
+                         f"{sorted(_ALIASES)}") from None
+
+
+def mean_squared_error(y_true, y_pred):
+    return MeanSquaredError()(y_true, y_pred)
+
+
+def binary_crossentropy(y_true, y_pred, from_logits=False):
+    return BinaryCrossentropy(from_logits)(y_true, y_pred)
+
+
+def categorical_crossentropy(y_true, y_pred, from_logits=False):
+    return CategoricalCrossentropy(from_logits)(y_true, y_pred)
+
+
+def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
+    return SparseCategoricalCrossentropy(from_logits)(y_true, y_pred)

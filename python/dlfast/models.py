@@ -1,0 +1,426 @@
+"""Models: Sequential (a model is a layer) with Keras's compile/fit/evaluate/predict/summary.
+
+A built model keeps every trainable weight of a dtype in one flat buffer (and every gradient
+in another) and hands the layers views into them: zero_grad is one fill and an optimizer step
+is one C++ call over all parameters, whatever the number of layers. The training step calls
+the layers' kernels directly (their inputs were checked once, at the model's door) and fuses a
+final softmax/sigmoid into the cross-entropy (from logits: stable, and one pass fewer)."""
+
+import numpy as np
+
+from . import _random, callbacks as callbacks_module, losses as losses_module
+from . import metrics as metrics_module, optimizers as optimizers_module
+from ._progress import EpochProgress
+from .layers.base import Layer, normalize_shape, to_array
+from .layers.core import Activation, Dense, Input
+from .ops import LOSSES, labels_array
+
+_ALIGN = 16  # elements: each weight starts on a 64-byte boundary of the flat buffer (float32)
+
+
+class Sequential(Layer):
+    """A stack of layers, each feeding the next."""
+
+    def __init__(self, layers=None, name=None, dtype=None):
+        super().__init__(dtype=dtype, name=name)
+        self._dtype_given = dtype is not None
+        self.layers = []
+        self.optimizer = None
+        self.loss = None
+        self.metrics = []
+        self.stop_training = False
+        self._flat = []  # [(weights_flat, grads_flat)] per dtype
+        for layer in layers or []:
+            self.add(layer)
+
+    # --- structure ------------------------------------------------------------------------
+    def add(self, layer):
+        if not isinstance(layer, Layer):
+            raise TypeError(f"{self.name}: add() expects a dlfast layer, got "
+                            f"{type(layer).__name__}")
+        if isinstance(layer, Input):
+            if self.layers or self.input_shape is not None:
+                raise ValueError(f"{self.name}: an Input must come first")
+            self.input_shape = layer.shape
+            self.dtype = layer.dtype
+            self._dtype_given = True
+            return
+        if self.built:
+            raise ValueError(f"{self.name}: cannot add layers to a built model")
+        if not self.layers and self.input_shape is None and layer._declared_input_shape:
+            self.input_shape = layer._declared_input_shape
+        self.layers.append(layer)
+
+    def _leaf_layers(self):
+        for layer in self.layers:
+            if isinstance(layer, Sequential):
+                yield from layer._leaf_layers()
+            else:
+                yield layer
+
+    @property
+    def weights(self):
+        return [w for layer in self.layers for w in layer.weights]
+
+    @weights.setter
+    def weights(self, value):
+        if value:  # Layer.__init__ assigns [] before the layers exist
+            raise AttributeError("a model's weights are its layers' weights; use set_weights")
+
+    @property
+    def grads(self):
+        return [g for layer in self.layers for g in layer.grads]
+
+    @grads.setter
+    def grads(self, value):
+        if value:
+            raise AttributeError("a model's grads are its layers' grads")
+
+    @property
+    def weight_names(self):
+        return [f"{layer.name}/{n}" for layer in self.layers for n in layer.weight_names]
+
+    @weight_names.setter
+    def weight_names(self, value):
+        pass
+
+    def compute_output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        for layer in self.layers:
+            shape = tuple(layer.compute_output_shape(shape))
+        return shape
+
+    def build(self, input_shape=None):
+        if input_shape is None:
+            input_shape = self.input_shape
+            if input_shape is None:
+                raise ValueError(f"{self.name}: the input shape is unknown; start the model with "
+                                 f"Input(shape), pass input_shape= to the first layer, or call "
+                                 f"build(shape) or fit() first")
+        input_shape = normalize_shape(input_shape)
+        if self.built:
+            return super().build(input_shape)  # checks that the shape matches
+        if not self.layers:
+            raise ValueError(f"{self.name}: the model has no layers")
+        shape = input_shape
+        for layer in self.layers:
+            if self._dtype_given and not layer.built:
+                layer.dtype = self.dtype
+            layer.build(shape)
+            shape = layer.output_shape
+        self.dtype = self.layers[0].dtype
+        self.input_shape, self.output_shape = input_shape, shape
+        self._flatten_parameters()
+        self.built = True
+
+    def _ensure_built(self):
+        if not self.built:
+            self.build()
+
+    def _flatten_parameters(self):
+        """Move every trainable weight (and gradient) into one flat buffer per dtype; the
+        layers keep views, so their arrays stay live and C-contiguous."""
+        groups = {}
+        for layer in self._leaf_layers():
+            if layer.trainable:
+                for i, w in enumerate(layer.weights):
+                    groups.setdefault(w.dtype, []).append((layer, i))
+        self._flat = []
+        for dtype, entries in groups.items():
+            sizes = [layer.weights[i].size for layer, i in entries]
+            offsets = np.cumsum([0] + [-(-s // _ALIGN) * _ALIGN for s in sizes])
+            flat_w = np.zeros(int(offsets[-1]), dtype)
+            flat_g = np.zeros(int(offsets[-1]), dtype)
+            for (layer, i), off, size in zip(entries, offsets, sizes):
+                shape = layer.weights[i].shape
+                w_view = flat_w[off:off + size].reshape(shape)
+                g_view = flat_g[off:off + size].reshape(shape)
+                w_view[...] = layer.weights[i]
+                g_view[...] = layer.grads[i]
+                layer.weights[i], layer.grads[i] = w_view, g_view
+            self._flat.append((flat_w, flat_g))
+        self._flat_weights = [w for w, _ in self._flat]
+        self._flat_grads = [g for _, g in self._flat]
+
+    # --- forward / backward (a model is a layer) ------------------------------------------
+    def check_input(self, x):
+        if not self.built and self.input_shape is None:
+            x = to_array(x, self.dtype, self.name, "input")
+            self.build(x.shape[1:])
+        self._ensure_built()
+        return super().check_input(x)
+
+    def call_forward(self, x, training):
+        for layer in self.layers:
+            x = layer.call_forward(x, training)
+        return x
+
+    def call_backward(self, dy, need_dx=True):
+        layers = self.layers
+        for k in range(len(layers) - 1, -1, -1):
+            dy = layers[k].call_backward(dy, need_dx or k > 0)
+        return dy
+
+    def zero_grad(self):
+        for g in self._flat_grads if self.built else ():
+            g.fill(0)
+        for layer in self._leaf_layers():
+            if not layer.trainable:
+                layer.zero_grad()
+
+    # --- training -------------------------------------------------------------------------
+    def compile(self, optimizer="sgd", loss=None, metrics=None):
+        self.optimizer = optimizers_module.get(optimizer)
+        self.loss = None if loss is None else losses_module.get(loss)
+        metrics = list(metrics or [])
+        self.metrics = [metrics_module.get(m, self.loss) for m in metrics]
+        self._head_fused = None  # decided at first use, when the model is built
+
+    def _require_compiled(self, what):
+        if self.optimizer is None or self.loss is None:
+            raise RuntimeError(f"{self.name}: call compile(optimizer, loss) before {what}()")
+
+    def _fused_head(self):
+        """True when the last layer's activation is fused into the loss (from logits)."""
+        if self._head_fused is None:
+            last = self.layers[-1]
+            want = self.loss.fuses_with
+            self._head_fused = (not self.loss.from_logits and want is not None
+                                and isinstance(last, (Dense, Activation))
+                                and last.activation == want)
+        return self._head_fused
+
+    def _head_forward(self, x, training):
+        """Forward to the loss's input: logits when fused, else the model's output."""
+        layers = self.layers
+        if not self._fused_head():
+            for layer in layers:
+                x = layer.call_forward(x, training)
+            return x
+        for k in range(len(layers) - 1):
+            x = layers[k].call_forward(x, training)
+        return layers[-1].call_forward(x, training, act=0)
+
+    def _prepare_x(self, x, what="x"):
+        if not self.built and self.input_shape is None:
+            x = to_array(x, self.dtype, self.name, what)
+            self.build(x.shape[1:])
+        self._ensure_built()
+        return Layer.check_input(self, x)
+
+    def _prepare_y(self, y, n, what="y"):
+        name = self.loss.kernel_name
+        if name == "sparse_categorical_crossentropy":
+            if len(self.output_shape) != 1:
+                raise ValueError(f"{self.name}: sparse labels need a (batch, classes) output, "
+                                 f"the model gives (batch, {self.output_shape})")
+            y = labels_array(y, f"{self.name}: {what}", n)
+            if y.size and (y.min() < 0 or y.max() >= self.output_shape[0]):
+                raise ValueError(f"{self.name}: {what} holds class labels in "
+                                 f"[{y.min()}, {y.max()}], the model has "
+                                 f"{self.output_shape[0]} classes")
+            return y
+        y = to_array(y, self.dtype, self.name, what)
+        if y.shape[:1] != (n,):
+            raise ValueError(f"{self.name}: {what} has {y.shape[0] if y.ndim else 0} samples, "
+                             f"x has {n}")
+        if y.shape[1:] != self.output_shape:
+            if y.size == n * int(np.prod(self.output_shape)):
+                y = y.reshape((n,) + self.output_shape)
+            else:
+                hint = (" (integer class labels need loss='sparse_categorical_crossentropy')"
+                        if y.ndim == 1 else "")
+                raise ValueError(f"{self.name}: {what} must have shape (batch, "
+                                 f"{', '.join(map(str, self.output_shape))}) to match the "
+                                 f"model's output, got {y.shape}{hint}")
+        return y
+
+    def _train_step(self, x, y):
+        """zero_grad, forward, loss and its gradient, backward, one optimizer step."""
+        for g in self._flat_grads:
+            g.fill(0)
+        out = self._head_forward(x, True)
+        loss, dout = self._loss_kernel(LOSSES[self.loss.kernel_name], y, out,
+                                       self._head_fused or self.loss.from_logits, True)
+        self.call_backward(dout, need_dx=False)
+        self.optimizer.apply(self._flat_grads, self._flat_weights)
+        return loss, out
+
+    @staticmethod
+    def _loss_kernel(*args):
+        from . import _core
+        return _core.loss(*args)
+
+    def train_on_batch(self, x, y):
+        """One optimizer step on one batch; returns the batch's loss (before the step)."""
+        self._require_compiled("train_on_batch")
+        x = self._prepare_x(x)
+        y = self._prepare_y(y, x.shape[0])
+        return float(self._train_step(x, y)[0])
+
+    def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, validation_data=None,
+            validation_split=0.0, shuffle=True, callbacks=None, initial_epoch=0):
+        self._require_compiled("fit")
+        batch_size = _positive_int(batch_size, "batch_size")
+        epochs = int(epochs)
+        x = self._prepare_x(x)
+        y = self._prepare_y(y, x.shape[0])
+        if not 0.0 <= validation_split < 1.0:
+            raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split}")
+        if validation_data is None and validation_split > 0:
+            n_val = int(len(x) * validation_split)
+            if n_val == 0:
+                raise ValueError(f"fit: validation_split={validation_split} of {len(x)} samples "
+                                 f"leaves no validation sample")
+            x, y, validation_data = x[:-n_val], y[:-n_val], (x[-n_val:], y[-n_val:])
+        if validation_data is not None:
+            if len(validation_data) != 2:
+                raise ValueError("fit: validation_data must be a tuple (x_val, y_val)")
+            xv = self._prepare_x(validation_data[0], "validation x")
+            yv = self._prepare_y(validation_data[1], xv.shape[0], "validation y")
+        n = x.shape[0]
+        if n == 0:
+            raise ValueError("fit: x has no samples")
+        steps = -(-n // batch_size)
+        history = callbacks_module.History()
+        params = {"epochs": epochs, "steps": steps, "verbose": verbose}
+        cbs = callbacks_module.CallbackList([history] + list(callbacks or []), self, params)
+        history.model = self
+        progress = EpochProgress(epochs, steps, verbose)
+        self.stop_training = False
+        cbs.on_train_begin()
+        for epoch in range(initial_epoch, epochs):
+            cbs.on_epoch_begin(epoch)
+            progress.begin(epoch)
+            if shuffle:
+                order = _random.generator().permutation(n)
+                xs, ys = x[order], y[order]
+            else:
+                xs, ys = x, y
+            total_loss = 0.0
+            correct = [0] * len(self.metrics)
+            for step in range(steps):
+                lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
+                if cbs.wants_batches:
+                    cbs.on_train_batch_begin(step)
+                loss, out = self._train_step(xs[lo:hi], ys[lo:hi])
+                total_loss += loss * (hi - lo)
+                for i, m in enumerate(self.metrics):
+                    correct[i] += m.correct(ys[lo:hi], out, self._head_fused)
+                if cbs.wants_batches:
+                    cbs.on_train_batch_end(step, {"loss": float(loss)})
+                progress.step(step + 1)
+            logs = {"loss": total_loss / n}
+            for m, c in zip(self.metrics, correct):
+                logs[m.name] = c / n
+            if validation_data is not None:
+                val = self._evaluate_prepared(xv, yv, batch_size)
+                logs.update({"val_" + k: v for k, v in val.items()})
+            progress.end(epoch, logs)
+            cbs.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        cbs.on_train_end()
+        return history
+
+    def _evaluate_prepared(self, x, y, batch_size):
+        n = x.shape[0]
+        total, correct = 0.0, [0] * len(self.metrics)
+        code = LOSSES[self.loss.kernel_name]
+        for lo in range(0, n, batch_size):
+            hi = min(n, lo + batch_size)
+            out = self._head_forward(x[lo:hi], False)
+            loss, _ = self._loss_kernel(code, y[lo:hi], out,
+                                        self._head_fused or self.loss.from_logits, False)
+            total += loss * (hi - lo)
+            for i, m in enumerate(self.metrics):
+                correct[i] += m.correct(y[lo:hi], out, self._head_fused)
+        logs = {"loss": total / max(n, 1)}
+        for m, c in zip(self.metrics, correct):
+            logs[m.name] = c / max(n, 1)
+        return logs
+
+    def evaluate(self, x=None, y=None, batch_size=32, verbose=0, return_dict=False):
+        """The loss (and metrics) over (x, y): a float without metrics, else [loss, ...]."""
+        self._require_compiled("evaluate")
+        batch_size = _positive_int(batch_size, "batch_size")
+        x = self._prepare_x(x)
+        y = self._prepare_y(y, x.shape[0])
+        logs = self._evaluate_prepared(x, y, batch_size)
+        if verbose:
+            print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    def predict(self, x, batch_size=32, verbose=0):
+        """The model's outputs for x, computed in batches (inference mode)."""
+        batch_size = _positive_int(batch_size, "batch_size")
+        x = self._prepare_x(x)
+        outs = [self.call_forward(x[lo:lo + batch_size], False)
+                for lo in range(0, x.shape[0], batch_size)]
+        if not outs:
+            return np.zeros((0,) + self.output_shape, self.dtype)
+        return np.concatenate(outs) if len(outs) > 1 else outs[0].copy()
+
+    # --- description ----------------------------------------------------------------------
+    def summary(self, print_fn=None, line_length=None):
+        """A Keras-style table: each layer's name (type), output shape and parameter count."""
+        self._ensure_built()
+        print_fn = print_fn or print
+        widths = [33, 26, 12] if line_length is None else _scale_widths(line_length)
+        total = sum(widths)
+        rows = []
+        for layer in self.layers:
+            shape = "(None, " + ", ".join(map(str, layer.output_shape)) + ")"
+            rows.append((f"{layer.name} ({type(layer).__name__})", shape,
+                         f"{layer.count_params():,}"))
+
+        def line(cells):
+            return (cells[0].ljust(widths[0]) + cells[1].ljust(widths[1])
+                    + cells[2].rjust(widths[2]))
+
+        trainable = sum(layer.count_params() for layer in self._leaf_layers() if layer.trainable)
+        total_params = self.count_params()
+        nbytes = lambda count: count * self.dtype.itemsize
+        print_fn(f'Model: "{self.name}"')
+        print_fn("_" * total)
+        print_fn(line(("Layer (type)", "Output Shape", "Param #")))
+        print_fn("=" * total)
+        for i, row in enumerate(rows):
+            print_fn(line(row))
+            if i < len(rows) - 1:
+                print_fn("")
+        print_fn("=" * total)
+        print_fn(f"Total params: {total_params:,} ({_human_bytes(nbytes(total_params))})")
+        print_fn(f"Trainable params: {trainable:,} ({_human_bytes(nbytes(trainable))})")
+        print_fn(f"Non-trainable params: {total_params - trainable:,} "
+                 f"({_human_bytes(nbytes(total_params - trainable))})")
+        print_fn("_" * total)
+
+    def count_params(self):
+        return int(sum(layer.count_params() for layer in self.layers))
+
+    def get_config(self):
+        return {**super().get_config(), "input_shape": self.input_shape,
+                "layers": [{"class_name": type(l).__name__, "config": l.get_config()}
+                           for l in self.layers]}
+
+
+def _positive_int(value, what):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{what} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _scale_widths(line_length):
+    return [int(line_length * 0.45), int(line_length * 0.35),
+            line_length - int(line_length * 0.45) - int(line_length * 0.35)]
+
+
+def _human_bytes(n):
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.2f} {unit}" if unit != "B" else f"{n:.2f} B"
+        n /= 1024.0

@@ -1,0 +1,219 @@
+"""Kernels on NumPy arrays: thin typed wrappers over the C++ extension ``dlfast._core``.
+
+Every op is a ``<op>_forward`` / ``<op>_backward`` pair. Inputs may be any float32/float64
+array (a strided view is copied to a contiguous one first: inputs are only read); anything
+else raises TypeError/ValueError naming the argument, what was expected and what came.
+Outputs are new arrays; nothing is written into the caller's inputs.
+"""
+
+import numpy as np
+
+from . import _core
+
+__all__ = [
+    "matmul", "matmul_forward", "matmul_backward",
+    "dense_forward", "dense_backward",
+    "activation_forward", "activation_backward",
+    "relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward",
+    "tanh_forward", "tanh_backward", "softmax_forward", "softmax_backward",
+    "mse_forward", "mse_backward",
+    "binary_crossentropy_forward", "binary_crossentropy_backward",
+    "categorical_crossentropy_forward", "categorical_crossentropy_backward",
+    "sparse_categorical_crossentropy_forward", "sparse_categorical_crossentropy_backward",
+    "sgd_update",
+]
+
+ACTIVATIONS = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "softmax": 4}
+LOSSES = {"mse": 0, "binary_crossentropy": 1, "categorical_crossentropy": 2,
+          "sparse_categorical_crossentropy": 3}
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def activation_code(name, fn="activation"):
+    """The kernel code of an activation name (None means 'linear')."""
+    if name is None:
+        return 0
+    try:
+        return ACTIVATIONS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"{fn}: unknown activation {name!r}; expected one of "
+                         f"{sorted(ACTIVATIONS)}") from None
+
+
+def as_float_array(x, fn, name, dtype=None):
+    """x as a C-contiguous float32/float64 array (a copy only if it is not one already).
+
+    With ``dtype``, integer, bool and other float inputs are cast to it (as Keras casts
+    layer inputs); without, the array must already be float32 or float64."""
+    if not isinstance(x, np.ndarray):
+        try:
+            x = np.asarray(x)
+        except (ValueError, TypeError) as e:
+            raise TypeError(f"{fn}: argument '{name}' must be array-like numbers, got "
+                            f"{type(x).__name__} ({e})") from None
+    if dtype is not None:
+        if x.dtype != dtype:
+            if x.dtype.kind not in "biuf":
+                raise TypeError(f"{fn}: argument '{name}' must hold numbers, got an array of "
+                                f"dtype {x.dtype}")
+            x = x.astype(dtype)
+    elif x.dtype not in _FLOATS:
+        raise TypeError(f"{fn}: argument '{name}' must be a float32 or float64 array, got "
+                        f"dtype {x.dtype}")
+    if not x.flags.c_contiguous:
+        x = np.ascontiguousarray(x)
+    return x
+
+
+def _same_dtype(fn, ref, **arrays):
+    out = []
+    for name, a in arrays.items():
+        out.append(None if a is None else as_float_array(a, fn, name, ref.dtype))
+    return out
+
+
+# --- matmul -----------------------------------------------------------------------------
+
+def matmul(a, b, trans_a=False, trans_b=False):
+    """``op(a) @ op(b)`` for 2-D arrays, op(x) = x.T when trans_x; the packed GEMM."""
+    a = as_float_array(a, "matmul", "a")
+    b = as_float_array(b, "matmul", "b")
+    return _core.gemm(a, b, trans_a, trans_b)
+
+
+matmul_forward = matmul
+
+
+def matmul_backward(dy, a, b):
+    """Gradients of ``y = a @ b``: returns ``(da, db) = (dy @ b.T, a.T @ dy)``."""
+    dy = as_float_array(dy, "matmul_backward", "dy")
+    a, b = _same_dtype("matmul_backward", dy, a=a, b=b)
+    return _core.gemm(dy, b, False, True), _core.gemm(a, dy, True, False)
+
+
+# --- dense ------------------------------------------------------------------------------
+
+def dense_forward(x, kernel, bias=None, activation="linear"):
+    """``y = activation(x @ kernel + bias)``; x (N, D), kernel (D, U), bias (U,)."""
+    x = as_float_array(x, "dense_forward", "x")
+    kernel, bias = _same_dtype("dense_forward", x, kernel=kernel, bias=bias)
+    return _core.dense_forward(x, kernel, bias, activation_code(activation, "dense_forward"))
+
+
+def dense_backward(dy, x, kernel, bias=None, activation="linear", y=None):
+    """Gradients of :func:`dense_forward`: returns ``(dx, dkernel, dbias)`` (dbias is None
+    without a bias). ``y`` is the forward output; it is recomputed when not given."""
+    fn = "dense_backward"
+    dy = as_float_array(dy, fn, "dy")
+    x, kernel, bias, y = _same_dtype(fn, dy, x=x, kernel=kernel, bias=bias, y=y)
+    code = activation_code(activation, fn)
+    if y is None and code != 0:
+        y = _core.dense_forward(x, kernel, bias, code)
+    dkernel = np.zeros_like(kernel)
+    dbias = None if bias is None else np.zeros_like(bias)
+    dx = _core.dense_backward(dy, x, kernel, y, code, dkernel, dbias, True)
+    return dx, dkernel, dbias
+
+
+# --- activations ------------------------------------------------------------------------
+
+def activation_forward(x, activation):
+    x = as_float_array(x, "activation_forward", "x")
+    return _core.activation_forward(x, activation_code(activation, "activation_forward"))
+
+
+def activation_backward(dy, y, activation):
+    """``dx = dy * activation'(.)`` from the forward *output* y (softmax: its Jacobian)."""
+    dy = as_float_array(dy, "activation_backward", "dy")
+    (y,) = _same_dtype("activation_backward", dy, y=y)
+    return _core.activation_backward(dy, y, activation_code(activation, "activation_backward"))
+
+
+def _activation_pair(name):
+    def forward(x):
+        return activation_forward(x, name)
+
+    def backward(dy, y):
+        return activation_backward(dy, y, name)
+
+    forward.__name__, backward.__name__ = f"{name}_forward", f"{name}_backward"
+    forward.__doc__ = f"{name}(x), element-wise" + (" (over the last axis)" if name == "softmax" else "")
+    backward.__doc__ = f"Gradient of {name}_forward given dy and the forward output y."
+    return forward, backward
+
+
+relu_forward, relu_backward = _activation_pair("relu")
+sigmoid_forward, sigmoid_backward = _activation_pair("sigmoid")
+tanh_forward, tanh_backward = _activation_pair("tanh")
+softmax_forward, softmax_backward = _activation_pair("softmax")
+
+
+# --- losses -----------------------------------------------------------------------------
+
+def labels_array(y_true, fn, n):
+    """Sparse class labels as a contiguous int64 vector of length n."""
+    y = np.asarray(y_true)
+    if y.dtype.kind not in "iuf" or (y.dtype.kind == "f" and not np.all(np.isfinite(y))):
+        raise TypeError(f"{fn}: sparse labels must be integers, got dtype {y.dtype}")
+    if y.ndim > 1 and y.shape[-1] == 1:
+        y = y.reshape(y.shape[:-1])
+    if y.ndim != 1 or y.shape[0] != n:
+        raise ValueError(f"{fn}: expected {n} class labels (shape ({n},)), got shape {y.shape}")
+    if y.dtype.kind == "f" and np.any(y != np.round(y)):
+        raise ValueError(f"{fn}: sparse labels must be whole numbers")
+    return np.ascontiguousarray(y, dtype=np.int64)
+
+
+def loss_value_and_grad(loss, y_true, y_pred, from_logits=False, want_grad=True):
+    """(mean loss, d loss / d y_pred) of a named loss, in one kernel call."""
+    fn = loss
+    y_pred = as_float_array(y_pred, fn, "y_pred")
+    if y_pred.ndim == 0:
+        raise ValueError(f"{fn}: 'y_pred' must have a batch axis, got a scalar")
+    if loss == "sparse_categorical_crossentropy":
+        if y_pred.ndim != 2:
+            raise ValueError(f"{fn}: 'y_pred' must be (batch, classes), got shape {y_pred.shape}")
+        target = labels_array(y_true, fn, y_pred.shape[0])
+    else:
+        target = as_float_array(y_true, fn, "y_true", y_pred.dtype)
+        if target.shape != y_pred.shape and target.size == y_pred.size:
+            target = target.reshape(y_pred.shape)  # (N,) labels against an (N, 1) output
+    return _core.loss(LOSSES[loss], target, y_pred, from_logits, want_grad)
+
+
+def _loss_pair(name, has_logits):
+    if has_logits:
+        def forward(y_true, y_pred, from_logits=False):
+            return loss_value_and_grad(name, y_true, y_pred, from_logits, False)[0]
+
+        def backward(y_true, y_pred, from_logits=False):
+            return loss_value_and_grad(name, y_true, y_pred, from_logits, True)[1]
+    else:
+        def forward(y_true, y_pred):
+            return loss_value_and_grad(name, y_true, y_pred, False, False)[0]
+
+        def backward(y_true, y_pred):
+            return loss_value_and_grad(name, y_true, y_pred, False, True)[1]
+    forward.__name__, backward.__name__ = f"{name}_forward", f"{name}_backward"
+    forward.__doc__ = f"Mean {name} over the batch (Keras's reduction)."
+    backward.__doc__ = f"Gradient of {name}_forward with respect to y_pred (logits when from_logits)."
+    return forward, backward
+
+
+mse_forward, mse_backward = _loss_pair("mse", False)
+binary_crossentropy_forward, binary_crossentropy_backward = _loss_pair("binary_crossentropy", True)
+categorical_crossentropy_forward, categorical_crossentropy_backward = _loss_pair(
+    "categorical_crossentropy", True)
+sparse_categorical_crossentropy_forward, sparse_categorical_crossentropy_backward = _loss_pair(
+    "sparse_categorical_crossentropy", True)
+
+
+# --- optimizer updates ------------------------------------------------------------------
+
+def sgd_update(weights, grads, velocities=None, learning_rate=0.01, momentum=0.0,
+               nesterov=False, weight_decay=0.0):
+    """Keras SGD step over parallel lists of arrays, in place (one C++ call). The weights and
+    velocities must be writable C-contiguous float arrays: they are updated where they are."""
+    _core.sgd_update(list(weights), list(grads), None if velocities is None else list(velocities),
+                     float(learning_rate), float(momentum), bool(nesterov),
+                     float(weight_decay or 0.0))
