@@ -12,7 +12,8 @@ def act_forward(z, name):
     if name == "relu":
         return np.maximum(z, 0.0)
     if name == "sigmoid":
-        return 1.0 / (1.0 + np.exp(-z))
+        e = np.exp(-np.abs(z))
+        return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
     if name == "tanh":
         return np.tanh(z)
     if name == "softmax":
@@ -83,8 +84,7 @@ def bce(t, p):
 def bce_logits(t, z):
     t, z = np.asarray(t, np.float64), np.asarray(z, np.float64)
     value = np.mean(np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z))))
-    sig = np.where(z >= 0, 1 / (1 + np.exp(-np.abs(z))), np.exp(-np.abs(z)) / (1 + np.exp(-np.abs(z))))
-    return value, (sig - t) / z.size
+    return value, (act_forward(z, "sigmoid") - t) / z.size
 
 
 def cce(t, p):
