@@ -73,9 +73,16 @@ def mse(t, p):
     return np.mean((p - t) ** 2), 2.0 * (p - t) / p.size
 
 
+def clip_bounds(dtype):
+    """[1e-7, 1 - 1e-7] as the dtype holds them (in float32, 1 - 1e-7 rounds to 1 - 2**-23)."""
+    one, eps = np.dtype(dtype).type(1), np.dtype(dtype).type(EPS)
+    return float(eps), float(one - eps)
+
+
 def bce(t, p):
+    lo, hi = clip_bounds(np.asarray(p).dtype)
     t, p = np.asarray(t, np.float64), np.asarray(p, np.float64)
-    pc = np.clip(p, EPS, 1 - EPS)
+    pc = np.clip(p, lo, hi)
     value = -np.mean(t * np.log(pc) + (1 - t) * np.log(1 - pc))
     grad = np.where(pc == p, (pc - t) / (pc * (1 - pc)), 0.0) / p.size
     return value, grad
@@ -89,8 +96,9 @@ def bce_logits(t, z):
 
 def cce(t, p):
     """From probabilities whose rows sum to 1 (Keras divides by the row sum first)."""
+    lo, hi = clip_bounds(np.asarray(p).dtype)
     t, p = np.asarray(t, np.float64), np.asarray(p, np.float64)
-    pc = np.clip(p, EPS, 1 - EPS)
+    pc = np.clip(p, lo, hi)
     n = p.shape[0]
     value = -np.sum(t * np.log(pc)) / n
     grad = np.where(pc == p, -t / pc, 0.0) / n
