@@ -84,3 +84,21 @@ def test_activation_empty(dtype):
     for name in ACTS:
         assert fwd(name)(np.zeros((0, 5), dtype)).shape == (0, 5)
         assert bwd(name)(np.zeros((0, 5), dtype), np.zeros((0, 5), dtype)).shape == (0, 5)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra import numpy as hnp  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(x=hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, max_side=40),
+                    elements=st.floats(-1e4, 1e4)),
+       f32=st.booleans())
+def test_softmax_property_rows_are_distributions(x, f32):
+    x = x.astype(np.float32) if f32 else x
+    y = ops.softmax_forward(x)
+    assert y.shape == x.shape and np.all(np.isfinite(y)) and np.all(y >= 0)
+    np.testing.assert_allclose(y.sum(axis=-1), 1, rtol=0, atol=1e-5 if f32 else 1e-12)
+    np.testing.assert_allclose(y, ref.act_forward(x, "softmax"), rtol=0,
+                               atol=1e-6 if f32 else 1e-13)

@@ -103,7 +103,7 @@ def test_set_weights_checks_shapes_and_count():
 
 def test_count_params_and_compute_output_shape():
     layer = layers.Dense(10)
-    assert layer.compute_output_shape((4,)) == (4 - 4 + 10,)
+    assert layer.compute_output_shape((4,)) == (10,)
     assert layer.compute_output_shape((5, 7)) == (5, 10)
     layer.build((7,))
     assert layer.count_params() == 7 * 10 + 10
