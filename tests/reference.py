@@ -1,0 +1,150 @@
+"""Independent float64 NumPy references for the tests (plain formulas, no dlfast code)."""
+
+import numpy as np
+
+EPS = 1e-7  # Keras's epsilon
+
+
+def act_forward(z, name):
+    z = np.asarray(z, np.float64)
+    if name in (None, "linear"):
+        return z.copy()
+    if name == "relu":
+        return np.maximum(z, 0.0)
+    if name == "sigmoid":
+        e = np.exp(-np.abs(z))
+        return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    if name == "tanh":
+        return np.tanh(z)
+    if name == "softmax":
+        e = np.exp(z - z.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+    raise ValueError(name)
+
+
+def act_backward(dy, y, name):
+    """d/dz of sum(dy * act(z)), from the forward output y."""
+    dy = np.asarray(dy, np.float64)
+    y = np.asarray(y, np.float64)
+    if name in (None, "linear"):
+        return dy.copy()
+    if name == "relu":
+        return dy * (y > 0)
+    if name == "sigmoid":
+        return dy * y * (1.0 - y)
+    if name == "tanh":
+        return dy * (1.0 - y * y)
+    if name == "softmax":
+        return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
+    raise ValueError(name)
+
+
+def dense_forward(x, w, b, act):
+    z = np.asarray(x, np.float64) @ np.asarray(w, np.float64)
+    if b is not None:
+        z = z + np.asarray(b, np.float64)
+    return act_forward(z, act)
+
+
+def dense_backward(dy, x, w, b, act):
+    y = dense_forward(x, w, b, act)
+    dz = act_backward(dy, y, act)
+    x64, w64 = np.asarray(x, np.float64), np.asarray(w, np.float64)
+    return dz @ w64.T, x64.T @ dz, (None if b is None else dz.sum(axis=0))
+
+
+def onehot(labels, classes):
+    out = np.zeros((len(labels), classes))
+    out[np.arange(len(labels)), labels] = 1.0
+    return out
+
+
+def log_softmax(z):
+    z = np.asarray(z, np.float64)
+    m = z.max(axis=-1, keepdims=True)
+    return z - m - np.log(np.exp(z - m).sum(axis=-1, keepdims=True))
+
+
+# Losses: value (Keras's sum_over_batch_size: mean over the batch; mse and binary
+# cross-entropy are first averaged over the last axis) and gradient w.r.t. y_pred.
+
+def mse(t, p):
+    t, p = np.asarray(t, np.float64), np.asarray(p, np.float64)
+    return np.mean((p - t) ** 2), 2.0 * (p - t) / p.size
+
+
+def clip_bounds(dtype):
+    """[1e-7, 1 - 1e-7] as the dtype holds them (in float32, 1 - 1e-7 rounds to 1 - 2**-23)."""
+    one, eps = np.dtype(dtype).type(1), np.dtype(dtype).type(EPS)
+    return float(eps), float(one - eps)
+
+
+def bce(t, p):
+    lo, hi = clip_bounds(np.asarray(p).dtype)
+    t, p = np.asarray(t, np.float64), np.asarray(p, np.float64)
+    pc = np.clip(p, lo, hi)
+    value = -np.mean(t * np.log(pc) + (1 - t) * np.log(1 - pc))
+    grad = np.where(pc == p, (pc - t) / (pc * (1 - pc)), 0.0) / p.size
+    return value, grad
+
+
+def bce_logits(t, z):
+    t, z = np.asarray(t, np.float64), np.asarray(z, np.float64)
+    value = np.mean(np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z))))
+    return value, (act_forward(z, "sigmoid") - t) / z.size
+
+
+def cce(t, p):
+    """From probabilities whose rows sum to 1 (Keras divides by the row sum first)."""
+    lo, hi = clip_bounds(np.asarray(p).dtype)
+    t, p = np.asarray(t, np.float64), np.asarray(p, np.float64)
+    pc = np.clip(p, lo, hi)
+    n = p.shape[0]
+    value = -np.sum(t * np.log(pc)) / n
+    grad = np.where(pc == p, -t / pc, 0.0) / n
+    return value, grad
+
+
+def cce_logits(t, z):
+    t, z = np.asarray(t, np.float64), np.asarray(z, np.float64)
+    n = z.shape[0]
+    value = -np.sum(t * log_softmax(z)) / n
+    sm = np.exp(log_softmax(z))
+    return value, (sm * t.sum(axis=-1, keepdims=True) - t) / n
+
+
+def sgd_step(w, g, v, lr, momentum, nesterov, wd):
+    """Keras 3 SGD on float64 copies; returns (w, v)."""
+    w = np.array(w, np.float64)
+    g = np.asarray(g, np.float64)
+    if wd:
+        w = w - lr * wd * w
+    if momentum:
+        v = momentum * np.asarray(v, np.float64) - lr * g
+        if nesterov:
+            w = w + momentum * v - lr * g
+        else:
+            w = w + v
+    else:
+        w = w - lr * g
+    return w, v
+
+
+def central_diff(f, params, eps=1e-6):
+    """d f / d p for every element of every array in params (changed in place, restored)."""
+    grads = []
+    for p in params:
+        g = np.zeros(p.shape)
+        flat = p.reshape(-1)  # a view: p must be contiguous
+        assert np.shares_memory(flat, p)
+        gflat = g.reshape(-1)
+        for i in range(flat.size):
+            old = flat[i]
+            flat[i] = old + eps
+            fp = f()
+            flat[i] = old - eps
+            fm = f()
+            flat[i] = old
+            gflat[i] = (fp - fm) / (2 * eps)
+        grads.append(g)
+    return grads

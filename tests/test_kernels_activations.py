@@ -1,0 +1,104 @@
+"""Activation kernels (relu, sigmoid, tanh, softmax) forward and backward against float64
+NumPy, every ISA path and 1 / 2 threads; softmax over the last axis; huge inputs stay finite."""
+
+import numpy as np
+import pytest
+
+from dlfast import ops
+import reference as ref
+
+ACTS = ["relu", "sigmoid", "tanh", "softmax"]
+SHAPES = [(1,), (1, 1), (3, 1), (1, 7), (5, 17), (64, 10), (33, 129), (4, 3, 5), (2, 3, 4, 6)]
+
+
+def fwd(name):
+    return getattr(ops, f"{name}_forward")
+
+
+def bwd(name):
+    return getattr(ops, f"{name}_backward")
+
+
+def tol(dtype):
+    return 3e-7 if dtype == np.float32 else 1e-14
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("name", ACTS)
+def test_activation_forward_backward(isa_threads, dtype, name, shape, rng):
+    x = rng.uniform(-6, 6, shape).astype(dtype)
+    dy = rng.uniform(-1, 1, shape).astype(dtype)
+    y = fwd(name)(x)
+    assert y.shape == x.shape and y.dtype == dtype
+    want = ref.act_forward(x, name)
+    np.testing.assert_allclose(y, want, rtol=4 * tol(dtype), atol=tol(dtype))
+    dx = bwd(name)(dy, y)
+    assert dx.shape == x.shape and dx.dtype == dtype
+    np.testing.assert_allclose(dx, ref.act_backward(dy, want, name), rtol=0, atol=8 * tol(dtype))
+    # generic entry points agree with the named ones
+    np.testing.assert_array_equal(ops.activation_forward(x, name), y)
+    np.testing.assert_array_equal(ops.activation_backward(dy, y, name), dx)
+
+
+def test_linear_activation_is_identity(dtype, rng):
+    x = rng.standard_normal((4, 5)).astype(dtype)
+    np.testing.assert_array_equal(ops.activation_forward(x, "linear"), x)
+    np.testing.assert_array_equal(ops.activation_backward(x, x, "linear"), x)
+
+
+def test_softmax_is_over_the_last_axis_of_3d(isa_threads, dtype, rng):
+    x = rng.uniform(-5, 5, (3, 4, 7)).astype(dtype)
+    y = ops.softmax_forward(x)
+    np.testing.assert_allclose(y.sum(axis=-1), np.ones((3, 4)), rtol=0, atol=10 * tol(dtype))
+    for i in range(3):  # each (4, 7) slice as a 2-D softmax
+        np.testing.assert_allclose(y[i], ref.act_forward(x[i], "softmax"), rtol=0,
+                                   atol=tol(dtype))
+
+
+@pytest.mark.parametrize("name", ACTS)
+def test_huge_inputs_stay_finite(isa_threads, dtype, name):
+    x = np.array([[1e4, -1e4, 0.0, 3.0], [-1e4, -1e4, -1e4, -1e4], [1e4, 1e4, -3.0, 50.0]],
+                 dtype)
+    y = fwd(name)(x)
+    assert np.all(np.isfinite(y)), y
+    np.testing.assert_allclose(y, ref.act_forward(x, name), rtol=1e-6, atol=tol(dtype))
+    dx = bwd(name)(np.ones_like(x), y)
+    assert np.all(np.isfinite(dx)), dx
+    if name == "softmax":
+        np.testing.assert_allclose(y[0], [1, 0, 0, 0], atol=tol(dtype))
+        np.testing.assert_allclose(y[1], [0.25] * 4, atol=tol(dtype))
+        np.testing.assert_allclose(y[2], [0.5, 0.5, 0, 0], atol=tol(dtype))
+
+
+def test_activation_strided_input_gives_the_right_answer(dtype, rng):
+    base = rng.uniform(-3, 3, (6, 20)).astype(dtype)
+    for view in (base[:, ::2], base.T, base[::2, 3:9]):
+        for name in ACTS:
+            np.testing.assert_array_equal(fwd(name)(view), fwd(name)(np.ascontiguousarray(view)))
+            y = fwd(name)(view)
+            np.testing.assert_array_equal(bwd(name)(view, y),
+                                          bwd(name)(np.ascontiguousarray(view), y))
+
+
+def test_activation_empty(dtype):
+    for name in ACTS:
+        assert fwd(name)(np.zeros((0, 5), dtype)).shape == (0, 5)
+        assert bwd(name)(np.zeros((0, 5), dtype), np.zeros((0, 5), dtype)).shape == (0, 5)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra import numpy as hnp  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(x=hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, max_side=40),
+                    elements=st.floats(-1e4, 1e4)),
+       f32=st.booleans())
+def test_softmax_property_rows_are_distributions(x, f32):
+    x = x.astype(np.float32) if f32 else x
+    y = ops.softmax_forward(x)
+    assert y.shape == x.shape and np.all(np.isfinite(y)) and np.all(y >= 0)
+    np.testing.assert_allclose(y.sum(axis=-1), 1, rtol=0, atol=1e-5 if f32 else 1e-12)
+    np.testing.assert_allclose(y, ref.act_forward(x, "softmax"), rtol=0,
+                               atol=1e-6 if f32 else 1e-13)
