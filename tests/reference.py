@@ -95,13 +95,20 @@ def bce_logits(t, z):
 
 
 def cce(t, p):
-    """From probabilities whose rows sum to 1 (Keras divides by the row sum first)."""
+    """Keras's categorical cross-entropy from probabilities: each row is first divided by its
+    sum, then clipped. The gradient is the derivative of that value (so it has the row term
+    sum(t over unclipped) / s, which a following softmax's backward removes)."""
     lo, hi = clip_bounds(np.asarray(p).dtype)
     t, p = np.asarray(t, np.float64), np.asarray(p, np.float64)
-    pc = np.clip(p, lo, hi)
+    s = p.sum(axis=-1, keepdims=True)
+    q = p / s
+    qc = np.clip(q, lo, hi)
     n = p.shape[0]
-    value = -np.sum(t * np.log(pc)) / n
-    grad = np.where(pc == p, -t / pc, 0.0) / n
+    value = -np.sum(t * np.log(qc)) / n
+    unclipped = qc == q
+    own = np.divide(-t, p, out=np.zeros_like(p), where=unclipped)
+    grad = (own
+            + np.sum(np.where(unclipped, t, 0.0), axis=-1, keepdims=True) / s) / n
     return value, grad
 
 

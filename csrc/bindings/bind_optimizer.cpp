@@ -2,6 +2,8 @@
 #include "bindings/array_check.h"
 #include "common/dispatch.h"
 
+#include <vector>
+
 namespace dlfast {
 namespace bind {
 namespace {
@@ -23,11 +25,21 @@ void sgd_update(py::list weights, py::list grads, py::object velocities, double 
       throw py::value_error("sgd_update: got " + std::to_string(n) + " weights but " +
                             std::to_string(vel.size()) + " velocities");
   }
+  // Check every argument before writing anything: a bad entry changes no weight.
+  struct Job {
+    FloatType type;
+    void* w;
+    void* v;
+    const void* g;
+    int64_t size;
+  };
+  std::vector<Job> jobs(n);
   for (size_t i = 0; i < n; ++i) {
     const std::string wn = "weights[" + std::to_string(i) + "]";
     const std::string gn = "grads[" + std::to_string(i) + "]";
     const std::string vn = "velocities[" + std::to_string(i) + "]";
-    dispatch_float(float_type(weights[i], fn, wn.c_str()), [&](auto tag) -> py::object {
+    const FloatType type = float_type(weights[i], fn, wn.c_str());
+    dispatch_float(type, [&](auto tag) -> py::object {
       using T = decltype(tag);
       auto w = array_arg<T>(weights[i], fn, wn.c_str(), -1, true);
       auto g = array_arg<T>(grads[i], fn, gn.c_str(), -1);
@@ -42,11 +54,20 @@ void sgd_update(py::list weights, py::list grads, py::object velocities, double 
                                 ", expected the weight's " + shape_string(w.shape));
         v = va.data;
       }
-      py::gil_scoped_release nogil;
-      kernels<T>().sgd_update(w.data, v, g.data, w.size, T(lr), T(momentum), nesterov,
-                              T(weight_decay));
+      jobs[i] = Job{type, w.data, v, g.data, w.size};
       return py::none();
     });
+  }
+  py::gil_scoped_release nogil;
+  for (const Job& j : jobs) {
+    if (j.type == FloatType::f32)
+      kernels<float>().sgd_update(static_cast<float*>(j.w), static_cast<float*>(j.v),
+                                  static_cast<const float*>(j.g), j.size, float(lr),
+                                  float(momentum), nesterov, float(weight_decay));
+    else
+      kernels<double>().sgd_update(static_cast<double*>(j.w), static_cast<double*>(j.v),
+                                   static_cast<const double*>(j.g), j.size, lr, momentum,
+                                   nesterov, weight_decay);
   }
 }
 

@@ -2,7 +2,8 @@
 // y_pred, target, grad: [N, C]; labels: [N] (sparse loss). Reduction: Keras's
 // sum_over_batch_size, so the loss is a mean over the batch (and, for mse and binary
 // cross-entropy, over the last axis too). Probabilities are clipped to [eps, 1 - eps]
-// (Keras's epsilon 1e-7) and the gradient is zero where the clip is active.
+// (Keras's epsilon 1e-7) and the gradient is zero where the clip is active; the categorical
+// losses first rescale each row of probabilities to sum to one, as Keras does.
 // With from_logits, y_pred holds logits: softmax (or sigmoid) and the cross-entropy are fused
 // through log-sum-exp, finite for logits of any size, and grad is d loss / d logits.
 #include <cmath>
@@ -98,11 +99,26 @@ double loss_forward_backward(T* grad, const T* y_pred, const T* target, const in
           total += softmax_xent_row(g, p, t, label, C, scale);
           continue;
         }
+        // Keras rescales each row to sum to one, then clips: q = clip(p / s), s = sum(p).
+        // d/dp_j of -sum_c t_c log(p_c / s) over the unclipped c is
+        //   -t_j / p_j [j unclipped] + (sum of unclipped t_c) / s.
+        double s = 0;
+        for (int64_t c = 0; c < C; ++c) s += double(p[c]);
+        double t_unclipped = 0;
         for (int64_t c = 0; c < C; ++c) {
           const T tc = sparse ? T(c == label ? 1 : 0) : t[c];
-          const T pc = clip_probability(p[c]);
-          if (tc != T(0)) total -= double(tc) * std::log(double(pc));
-          if (g) g[c] = pc == p[c] ? -tc / pc * scale : T(0);
+          const T q = T(double(p[c]) / s);
+          const T qc = clip_probability(q);
+          if (tc != T(0)) total -= double(tc) * std::log(double(qc));
+          if (qc == q) t_unclipped += double(tc);
+        }
+        if (g) {
+          for (int64_t c = 0; c < C; ++c) {
+            const T tc = sparse ? T(c == label ? 1 : 0) : t[c];
+            const T q = T(double(p[c]) / s);
+            const double own = clip_probability(q) == q ? -double(tc) / double(p[c]) : 0.0;
+            g[c] = T((own + t_unclipped / s) * double(scale));
+          }
         }
       }
       return total / double(N);

@@ -42,8 +42,9 @@ class Sequential(Layer):
             if self.layers or self.input_shape is not None:
                 raise ValueError(f"{self.name}: an Input must come first")
             self.input_shape = layer.shape
-            self.dtype = layer.dtype
-            self._dtype_given = True
+            if layer.dtype_given or not self._dtype_given:
+                self.dtype = layer.dtype
+            self._dtype_given = self._dtype_given or layer.dtype_given
             return
         if self.built:
             raise ValueError(f"{self.name}: cannot add layers to a built model")

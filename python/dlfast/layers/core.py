@@ -13,6 +13,7 @@ class Input(Layer):
 
     def __init__(self, shape, dtype=None, name=None):
         super().__init__(dtype=dtype, name=name)
+        self.dtype_given = dtype is not None  # else the model's dtype wins
         self.shape = normalize_shape(shape, "Input shape")
         self.build(self.shape)
 
