@@ -7,7 +7,7 @@ import pytest
 import dlfast
 from dlfast import layers
 
-sklearn = pytest.importorskip("sklearn")
+import sklearn  # noqa: E402,F401  (the test extra installs it; a missing one must fail, not skip)
 from sklearn.datasets import load_digits, load_iris  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
