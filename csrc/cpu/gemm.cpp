@@ -46,52 +46,14 @@ struct Blocking {
 // Below this many multiply-adds the product runs on one thread without packing A.
 constexpr int64_t kSmallMNK = 64 * 64 * 64;
 
-// One MR x NR tile: acc = sum_k a(i,k) b(k,j), then c (= or +=) acc, + bias, ReLU.
-// PACKED_A: a is a packed panel (a(i,k) at k*MR+i); else a(i,k) at a + i*a_rs + k*a_cs and
-// rows past mr re-read row 0 (computed, never stored). b(k,j) at b + k*ldb + j, NR wide.
-template <typename T, bool PACKED_A>
-inline void micro_tile(int64_t kc, const T* a, int64_t a_rs, int64_t a_cs, int64_t mr,
-                       const T* b, int64_t ldb, T* c, int64_t ldc, int64_t nr, bool accumulate,
-                       const T* bias, bool relu) {
+// acc (+)= ... then c (= or +=) acc, + bias, ReLU: the epilogue of every tile. Full tiles
+// go straight from registers to C; edge tiles (mr < MR or nr < NR) through a buffer.
+template <typename T>
+inline void store_tile(const vec_t<T> (&acc)[Blocking<T>::MR][Blocking<T>::NV], T* c,
+                       int64_t ldc, int64_t mr, int64_t nr, bool accumulate, const T* bias,
+                       bool relu) {
   using V = vec_t<T>;
   constexpr int MR = Blocking<T>::MR, NV = Blocking<T>::NV, L = Vec<T>::lanes, NR = NV * L;
-  V acc[MR][NV];
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j) acc[i][j] = V{};
-
-  if (PACKED_A) {
-#pragma GCC unroll 2
-    for (int64_t k = 0; k < kc; ++k) {
-      V bv[NV];
-#pragma GCC unroll 4
-      for (int j = 0; j < NV; ++j) bv[j] = vload(b + k * ldb + j * L);
-      __builtin_prefetch(b + (k + 8) * ldb);
-#pragma GCC unroll 16
-      for (int i = 0; i < MR; ++i) {
-        V ai = vsplat(a[k * MR + i]);
-#pragma GCC unroll 4
-        for (int j = 0; j < NV; ++j) acc[i][j] += ai * bv[j];
-      }
-    }
-  } else {
-    const T* row[MR];
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) row[i] = a + (i < mr ? i : 0) * a_rs;
-    for (int64_t k = 0; k < kc; ++k) {
-      V bv[NV];
-#pragma GCC unroll 4
-      for (int j = 0; j < NV; ++j) bv[j] = vload(b + k * ldb + j * L);
-#pragma GCC unroll 16
-      for (int i = 0; i < MR; ++i) {
-        V ai = vsplat(row[i][k * a_cs]);
-#pragma GCC unroll 4
-        for (int j = 0; j < NV; ++j) acc[i][j] += ai * bv[j];
-      }
-    }
-  }
-
   if (mr == MR && nr == NR) {
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i)
@@ -107,7 +69,9 @@ inline void micro_tile(int64_t kc, const T* a, int64_t a_rs, int64_t a_cs, int64
     return;
   }
   alignas(64) T buf[MR * NR];
+#pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) vstore(buf + i * NR + j * L, acc[i][j]);
   for (int64_t i = 0; i < mr; ++i)
     for (int64_t j = 0; j < nr; ++j) {
@@ -117,6 +81,74 @@ inline void micro_tile(int64_t kc, const T* a, int64_t a_rs, int64_t a_cs, int64
       if (relu) v = v > 0 ? v : T(0);
       c[i * ldc + j] = v;
     }
+}
+
+// The packed micro-kernel: one MR x NR tile of C from a packed A panel (a(i,k) at k*MR+i) and a
+// packed B panel (b(k,j) at k*NR+j). Per k: NV aligned loads of B, MR broadcasts of A straight
+// from memory, MR*NV FMAs into registers; nothing else in the loop (checked with objdump).
+template <typename T>
+inline void micro_packed(int64_t kc, const T* __restrict a, const T* __restrict b, T* c,
+                         int64_t ldc, int64_t mr, int64_t nr, bool accumulate, const T* bias,
+                         bool relu) {
+  using V = vec_t<T>;
+  constexpr int MR = Blocking<T>::MR, NV = Blocking<T>::NV, L = Vec<T>::lanes, NR = NV * L;
+  // Ask for the C tile now so its lines arrive while the k loop runs (a row of the tile
+  // may straddle two lines when C is not 64-byte aligned).
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    __builtin_prefetch(c + i * ldc, 1);
+    __builtin_prefetch(c + i * ldc + NR - 1, 1);
+  }
+  V acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) acc[i][j] = V{};
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; ++k) {
+    V bv[NV];
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) bv[j] = *reinterpret_cast<const V*>(b + j * L);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      V ai = vsplat(a[i]);
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) acc[i][j] += ai * bv[j];
+    }
+    a += MR;
+    b += NR;
+  }
+  store_tile<T>(acc, c, ldc, mr, nr, accumulate, bias, relu);
+}
+
+// The same tile with A read in place (a(i,k) at a + i*a_rs + k*a_cs; rows past mr re-read
+// row 0, computed but never stored) and B at b + k*ldb + j, NR wide: the small-product path.
+template <typename T>
+inline void micro_strided(int64_t kc, const T* a, int64_t a_rs, int64_t a_cs, const T* b,
+                          int64_t ldb, T* c, int64_t ldc, int64_t mr, int64_t nr,
+                          bool accumulate, const T* bias, bool relu) {
+  using V = vec_t<T>;
+  constexpr int MR = Blocking<T>::MR, NV = Blocking<T>::NV, L = Vec<T>::lanes;
+  V acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) acc[i][j] = V{};
+  const T* row[MR];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) row[i] = a + (i < mr ? i : 0) * a_rs;
+  for (int64_t k = 0; k < kc; ++k) {
+    V bv[NV];
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) bv[j] = vload(b + k * ldb + j * L);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      V ai = vsplat(row[i][k * a_cs]);
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) acc[i][j] += ai * bv[j];
+    }
+  }
+  store_tile<T>(acc, c, ldc, mr, nr, accumulate, bias, relu);
 }
 
 // Ap <- op(A)[0:mc, 0:kc] in MR-row panels; `a` points at op(A)(0,0) of the block.
@@ -206,9 +238,9 @@ void gemm_packed(T* C, const T* A, const T* B, const T* bias, const GemmArgs& g,
           const int64_t nr = min64(Bk::NR, nc - jr);
           const T* tile_bias = last && bias ? bias + jc + jr : nullptr;
           for (int64_t ir = 0; ir < mc; ir += Bk::MR) {
-            micro_tile<T, true>(kc, Ap + ir * kc, 0, 0, min64(Bk::MR, mc - ir), Bp + jr * kc,
-                                Bk::NR, C + (ic + ir) * g.ldc + jc + jr, g.ldc, nr, accumulate,
-                                tile_bias, last && g.relu);
+            micro_packed<T>(kc, Ap + ir * kc, Bp + jr * kc, C + (ic + ir) * g.ldc + jc + jr,
+                            g.ldc, min64(Bk::MR, mc - ir), nr, accumulate, tile_bias,
+                            last && g.relu);
           }
         }
       }
@@ -237,9 +269,9 @@ void gemm_small(T* C, const T* A, const T* B, const T* bias, const GemmArgs& g) 
       }
       const T* tile_bias = last && bias ? bias + jr : nullptr;
       for (int64_t ir = 0; ir < g.M; ir += Bk::MR) {
-        micro_tile<T, false>(kc, op_at(A, g.lda, g.trans_a, ir, pc), a_rs, a_cs,
-                             min64(Bk::MR, g.M - ir), panel, panel_ld, C + ir * g.ldc + jr,
-                             g.ldc, nr, accumulate, tile_bias, last && g.relu);
+        micro_strided<T>(kc, op_at(A, g.lda, g.trans_a, ir, pc), a_rs, a_cs, panel, panel_ld,
+                         C + ir * g.ldc + jr, g.ldc, min64(Bk::MR, g.M - ir), nr, accumulate,
+                         tile_bias, last && g.relu);
       }
     }
   }
