@@ -43,10 +43,13 @@ struct Blocking {
   static constexpr int64_t NC = 3072;
 };
 
-#ifndef DLFAST_PFA
-#define DLFAST_PFA 64
-#endif
-constexpr int kPrefetchA = DLFAST_PFA;
+// How far ahead (in elements) the micro-kernel prefetches its packed A panel, which streams
+// from L2: 64 elements = ~10 k-steps of MR=6 floats, about 60 cycles ahead.
+constexpr int kPrefetchA = 64;
+// Measured at 1 thread, K x N = 784x256 / 256x128 / 512x512 (GFLOP/s, packed -> in place):
+// M=16: 57->65, 55->68, 58->75; M=32: about even; M=64: 79->74, 81->75 (ldb = 1 KiB strides
+// alias in L1 once the panel is reused by more than a few A panels).
+constexpr int64_t kInPlaceBMaxM = 32;
 // Below this many multiply-adds the product runs on one thread without packing A.
 constexpr int64_t kSmallMNK = 64 * 64 * 64;
 
@@ -88,12 +91,12 @@ inline void store_tile(const vec_t<T> (&acc)[Blocking<T>::MR][Blocking<T>::NV], 
 }
 
 // The packed micro-kernel: one MR x NR tile of C from a packed A panel (a(i,k) at k*MR+i) and a
-// packed B panel (b(k,j) at k*NR+j). Per k: NV aligned loads of B, MR broadcasts of A straight
+// B panel b(k,j) at k*ldb+j: packed (ldb = NR) or read in place from a row-major B. Per k: NV aligned loads of B, MR broadcasts of A straight
 // from memory, MR*NV FMAs into registers; nothing else in the loop (checked with objdump).
 template <typename T>
-inline void micro_packed(int64_t kc, const T* __restrict a, const T* __restrict b, T* c,
-                         int64_t ldc, int64_t mr, int64_t nr, bool accumulate, const T* bias,
-                         bool relu) {
+inline void micro_packed(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t ldb,
+                         T* c, int64_t ldc, int64_t mr, int64_t nr, bool accumulate,
+                         const T* bias, bool relu) {
   using V = vec_t<T>;
   constexpr int MR = Blocking<T>::MR, NV = Blocking<T>::NV, L = Vec<T>::lanes, NR = NV * L;
   // Ask for the C tile now so its lines arrive while the k loop runs (a row of the tile
@@ -112,7 +115,7 @@ inline void micro_packed(int64_t kc, const T* __restrict a, const T* __restrict 
   for (int64_t k = 0; k < kc; ++k) {
     V bv[NV];
 #pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j) bv[j] = *reinterpret_cast<const V*>(b + j * L);
+    for (int j = 0; j < NV; ++j) bv[j] = vload(b + j * L);
     __builtin_prefetch(a + kPrefetchA);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
@@ -121,7 +124,7 @@ inline void micro_packed(int64_t kc, const T* __restrict a, const T* __restrict 
       for (int j = 0; j < NV; ++j) acc[i][j] += ai * bv[j];
     }
     a += MR;
-    b += NR;
+    b += ldb;
   }
   store_tile<T>(acc, c, ldc, mr, nr, accumulate, bias, relu);
 }
@@ -238,29 +241,49 @@ inline const T* op_at(const T* X, int64_t ld, bool trans, int64_t r, int64_t c) 
   return trans ? X + c * ld + r : X + r * ld + c;
 }
 
+// The reduction is cut into equal blocks of at most KC (K = 784: 4 x 196, not 3 x 256 + 16,
+// whose last short block pays a full pass of C loads and stores for little work). Depends on K
+// only, so every thread count sums in the same order.
+template <typename T>
+inline int64_t k_step(int64_t K) {
+  const int64_t blocks = (K + Blocking<T>::KC - 1) / Blocking<T>::KC;
+  return round_up((K + blocks - 1) / blocks, 4);
+}
+
 // The packed algorithm on the slab C[m0:m1, n0:n1], on the calling thread.
+// B is read in place (only its ragged last panel packed) when it is not transposed and the slab
+// has few rows: packing costs ~0.5-1 cycle per element of B, while each element then feeds only
+// 2*M flops (M/16 cycles at peak), so below kInPlaceBMaxM rows the copy does not pay for itself.
 template <typename T>
 void gemm_packed(T* C, const T* A, const T* B, const T* bias, const GemmArgs& g, int64_t m0,
                  int64_t m1, int64_t n0, int64_t n1) {
   using Bk = Blocking<T>;
+  const bool b_in_place = !g.trans_b && m1 - m0 <= kInPlaceBMaxM;
+  const int64_t kstep = k_step<T>(g.K);
   T* Ap = static_cast<T*>(thread_workspace(kPackA, sizeof(T) * Bk::MC * Bk::KC));
   T* Bp = static_cast<T*>(
       thread_workspace(kPackB, sizeof(T) * Bk::KC * round_up(min64(Bk::NC, n1 - n0), Bk::NR)));
   for (int64_t jc = n0; jc < n1; jc += Bk::NC) {
     const int64_t nc = min64(Bk::NC, n1 - jc);
-    for (int64_t pc = 0; pc < g.K; pc += Bk::KC) {
-      const int64_t kc = min64(Bk::KC, g.K - pc);
+    const int64_t nc_direct = b_in_place ? nc / Bk::NR * Bk::NR : 0;  // panels read in place
+    for (int64_t pc = 0; pc < g.K; pc += kstep) {
+      const int64_t kc = min64(kstep, g.K - pc);
       const bool accumulate = g.accumulate || pc > 0;
       const bool last = pc + kc == g.K;
-      pack_b(Bp, op_at(B, g.ldb, g.trans_b, pc, jc), g.ldb, g.trans_b, kc, nc);
+      if (nc_direct < nc)
+        pack_b(Bp, op_at(B, g.ldb, g.trans_b, pc, jc + nc_direct), g.ldb, g.trans_b, kc,
+               nc - nc_direct);
       for (int64_t ic = m0; ic < m1; ic += Bk::MC) {
         const int64_t mc = min64(Bk::MC, m1 - ic);
         pack_a(Ap, op_at(A, g.lda, g.trans_a, ic, pc), g.lda, g.trans_a, mc, kc);
         for (int64_t jr = 0; jr < nc; jr += Bk::NR) {
           const int64_t nr = min64(Bk::NR, nc - jr);
           const T* tile_bias = last && bias ? bias + jc + jr : nullptr;
+          const bool direct = jr < nc_direct;
+          const T* bpanel = direct ? B + pc * g.ldb + jc + jr : Bp + (jr - nc_direct) * kc;
+          const int64_t bld = direct ? g.ldb : Bk::NR;
           for (int64_t ir = 0; ir < mc; ir += Bk::MR) {
-            micro_packed<T>(kc, Ap + ir * kc, Bp + jr * kc, C + (ic + ir) * g.ldc + jc + jr,
+            micro_packed<T>(kc, Ap + ir * kc, bpanel, bld, C + (ic + ir) * g.ldc + jc + jr,
                             g.ldc, min64(Bk::MR, mc - ir), nr, accumulate, tile_bias,
                             last && g.relu);
           }
@@ -276,8 +299,9 @@ void gemm_small(T* C, const T* A, const T* B, const T* bias, const GemmArgs& g) 
   using Bk = Blocking<T>;
   T* Bp = static_cast<T*>(thread_workspace(kPackSmall, sizeof(T) * Bk::KC * Bk::NR));
   const int64_t a_rs = g.trans_a ? 1 : g.lda, a_cs = g.trans_a ? g.lda : 1;
-  for (int64_t pc = 0; pc < g.K; pc += Bk::KC) {
-    const int64_t kc = min64(Bk::KC, g.K - pc);
+  const int64_t kstep = k_step<T>(g.K);
+  for (int64_t pc = 0; pc < g.K; pc += kstep) {
+    const int64_t kc = min64(kstep, g.K - pc);
     const bool accumulate = g.accumulate || pc > 0;
     const bool last = pc + kc == g.K;
     for (int64_t jr = 0; jr < g.N; jr += Bk::NR) {
