@@ -33,6 +33,10 @@ inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 // NV loads of B + one broadcast of A must fit the register file (16 ymm/xmm, 32 zmm).
 // KC: a kc x NR panel of B fills about half of L1 (32 KiB); MC: an mc x kc block of A stays in
 // L2 (512 KiB per core here); NC: a kc x nc panel of B stays in L3.
+// AVX2 float: 6 x 16 tile (12 ymm accumulators), KC=256 (B micro-panel 16 KiB), MC=144 (A block
+// 144 KiB), the values BLIS uses for Haswell/Zen. On the 2-core Zen3 this gives 90-91 GFLOP/s
+// per thread at 1024..2048 (OpenBLAS 93-96, side by side); not re-tuned beyond that.
+// AVX-512: 14 x 32 (28 zmm accumulators + 2 B + 1 broadcast = 31 of 32 registers); untested here.
 template <typename T>
 struct Blocking {
   static constexpr int MR = DLFAST_VEC_BYTES == 64 ? 14 : 6;
@@ -43,55 +47,24 @@ struct Blocking {
   static constexpr int64_t NC = 3072;
 };
 
+// How far ahead (in elements) the micro-kernel prefetches its packed A panel, which streams
+// from L2: 64 elements = ~10 k-steps of MR=6 floats, about 60 cycles ahead.
+constexpr int kPrefetchA = 64;
+// Measured at 1 thread, K x N = 784x256 / 256x128 / 512x512 (GFLOP/s, packed -> in place):
+// M=16: 57->65, 55->68, 58->75; M=32: about even; M=64: 79->74, 81->75 (ldb = 1 KiB strides
+// alias in L1 once the panel is reused by more than a few A panels).
+constexpr int64_t kInPlaceBMaxM = 32;
 // Below this many multiply-adds the product runs on one thread without packing A.
 constexpr int64_t kSmallMNK = 64 * 64 * 64;
 
-// One MR x NR tile: acc = sum_k a(i,k) b(k,j), then c (= or +=) acc, + bias, ReLU.
-// PACKED_A: a is a packed panel (a(i,k) at k*MR+i); else a(i,k) at a + i*a_rs + k*a_cs and
-// rows past mr re-read row 0 (computed, never stored). b(k,j) at b + k*ldb + j, NR wide.
-template <typename T, bool PACKED_A>
-inline void micro_tile(int64_t kc, const T* a, int64_t a_rs, int64_t a_cs, int64_t mr,
-                       const T* b, int64_t ldb, T* c, int64_t ldc, int64_t nr, bool accumulate,
-                       const T* bias, bool relu) {
+// acc (+)= ... then c (= or +=) acc, + bias, ReLU: the epilogue of every tile. Full tiles
+// go straight from registers to C; edge tiles (mr < MR or nr < NR) through a buffer.
+template <typename T>
+inline void store_tile(const vec_t<T> (&acc)[Blocking<T>::MR][Blocking<T>::NV], T* c,
+                       int64_t ldc, int64_t mr, int64_t nr, bool accumulate, const T* bias,
+                       bool relu) {
   using V = vec_t<T>;
   constexpr int MR = Blocking<T>::MR, NV = Blocking<T>::NV, L = Vec<T>::lanes, NR = NV * L;
-  V acc[MR][NV];
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j) acc[i][j] = V{};
-
-  if (PACKED_A) {
-#pragma GCC unroll 2
-    for (int64_t k = 0; k < kc; ++k) {
-      V bv[NV];
-#pragma GCC unroll 4
-      for (int j = 0; j < NV; ++j) bv[j] = vload(b + k * ldb + j * L);
-      __builtin_prefetch(b + (k + 8) * ldb);
-#pragma GCC unroll 16
-      for (int i = 0; i < MR; ++i) {
-        V ai = vsplat(a[k * MR + i]);
-#pragma GCC unroll 4
-        for (int j = 0; j < NV; ++j) acc[i][j] += ai * bv[j];
-      }
-    }
-  } else {
-    const T* row[MR];
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) row[i] = a + (i < mr ? i : 0) * a_rs;
-    for (int64_t k = 0; k < kc; ++k) {
-      V bv[NV];
-#pragma GCC unroll 4
-      for (int j = 0; j < NV; ++j) bv[j] = vload(b + k * ldb + j * L);
-#pragma GCC unroll 16
-      for (int i = 0; i < MR; ++i) {
-        V ai = vsplat(row[i][k * a_cs]);
-#pragma GCC unroll 4
-        for (int j = 0; j < NV; ++j) acc[i][j] += ai * bv[j];
-      }
-    }
-  }
-
   if (mr == MR && nr == NR) {
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i)
@@ -107,7 +80,9 @@ inline void micro_tile(int64_t kc, const T* a, int64_t a_rs, int64_t a_cs, int64
     return;
   }
   alignas(64) T buf[MR * NR];
+#pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) vstore(buf + i * NR + j * L, acc[i][j]);
   for (int64_t i = 0; i < mr; ++i)
     for (int64_t j = 0; j < nr; ++j) {
@@ -119,58 +94,141 @@ inline void micro_tile(int64_t kc, const T* a, int64_t a_rs, int64_t a_cs, int64
     }
 }
 
-// Ap <- op(A)[0:mc, 0:kc] in MR-row panels; `a` points at op(A)(0,0) of the block.
+// The packed micro-kernel: one MR x NR tile of C from a packed A panel (a(i,k) at k*MR+i) and a
+// B panel b(k,j) at k*ldb+j: packed (ldb = NR) or read in place from a row-major B. Per k: NV aligned loads of B, MR broadcasts of A straight
+// from memory, MR*NV FMAs into registers; nothing else in the loop (checked with objdump).
 template <typename T>
-void pack_a(T* Ap, const T* a, int64_t lda, bool trans_a, int64_t mc, int64_t kc) {
-  constexpr int MR = Blocking<T>::MR;
-  for (int64_t i0 = 0; i0 < mc; i0 += MR) {
-    const int64_t mr = min64(MR, mc - i0);
-    T* dst = Ap + i0 * kc;
-    if (trans_a) {  // op(A)(i,k) = a[k*lda + i]: rows of a are contiguous in i
-      for (int64_t k = 0; k < kc; ++k) {
-        const T* src = a + k * lda + i0;
-        for (int i = 0; i < MR; ++i) dst[k * MR + i] = i < mr ? src[i] : T(0);
-      }
-    } else {  // op(A)(i,k) = a[i*lda + k]
-      for (int i = 0; i < MR; ++i) {
-        if (i < mr) {
-          const T* src = a + (i0 + i) * lda;
-          for (int64_t k = 0; k < kc; ++k) dst[k * MR + i] = src[k];
-        } else {
-          for (int64_t k = 0; k < kc; ++k) dst[k * MR + i] = T(0);
-        }
+inline void micro_packed(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t ldb,
+                         T* c, int64_t ldc, int64_t mr, int64_t nr, bool accumulate,
+                         const T* bias, bool relu) {
+  using V = vec_t<T>;
+  constexpr int MR = Blocking<T>::MR, NV = Blocking<T>::NV, L = Vec<T>::lanes, NR = NV * L;
+  // Ask for the C tile now so its lines arrive while the k loop runs (a row of the tile
+  // may straddle two lines when C is not 64-byte aligned).
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    __builtin_prefetch(c + i * ldc, 1);
+    __builtin_prefetch(c + i * ldc + NR - 1, 1);
+  }
+  V acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) acc[i][j] = V{};
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; ++k) {
+    V bv[NV];
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) bv[j] = vload(b + j * L);
+    __builtin_prefetch(a + kPrefetchA);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      V ai = vsplat(a[i]);
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) acc[i][j] += ai * bv[j];
+    }
+    a += MR;
+    b += ldb;
+  }
+  store_tile<T>(acc, c, ldc, mr, nr, accumulate, bias, relu);
+}
+
+// The same tile with A read in place (a(i,k) at a + i*a_rs + k*a_cs; rows past mr re-read
+// row 0, computed but never stored) and B at b + k*ldb + j, NR wide: the small-product path.
+template <typename T>
+inline void micro_strided(int64_t kc, const T* a, int64_t a_rs, int64_t a_cs, const T* b,
+                          int64_t ldb, T* c, int64_t ldc, int64_t mr, int64_t nr,
+                          bool accumulate, const T* bias, bool relu) {
+  using V = vec_t<T>;
+  constexpr int MR = Blocking<T>::MR, NV = Blocking<T>::NV, L = Vec<T>::lanes;
+  V acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) acc[i][j] = V{};
+  const T* row[MR];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) row[i] = a + (i < mr ? i : 0) * a_rs;
+  for (int64_t k = 0; k < kc; ++k) {
+    V bv[NV];
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) bv[j] = vload(b + k * ldb + j * L);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      V ai = vsplat(row[i][k * a_cs]);
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) acc[i][j] += ai * bv[j];
+    }
+  }
+  store_tile<T>(acc, c, ldc, mr, nr, accumulate, bias, relu);
+}
+
+// Packing. Both packed layouts are "R-wide panels, k-major": element (r, k) of a panel at
+// k*R + r, R = MR for A and NR for B, rows past the edge zero. op(X) reaches the packer in one
+// of two shapes, and each gets the loop order that reads memory contiguously:
+//  - pack_strips: the R panel rows are contiguous in k (A as stored, B transposed). Each row
+//    is read in order and scattered into its lane of the panel (stride R). Copying 16-k
+//    chunks of all R rows in turn was slower (x(64x256) @ W(784x256)^T: 52 vs 73 GFLOP/s).
+//  - pack_slices: panel row r of op(X) at k is x[k*ld + r] (A transposed, B as stored). Walk
+//    k outermost and copy each contiguous source row into all panels at once, so the source
+//    is read in order; a per-panel walk would stride ld through memory (one page per k when
+//    ld = 1024 floats: measured 6-9 cycles per element at 1024..2048, now ~1).
+
+// dst panels <- rows x[r*ld + k] for r < n, k < kc; `n` rows, padded to R-row panels.
+template <int R, typename T>
+void pack_strips(T* __restrict dst, const T* __restrict x, int64_t ld, int64_t n, int64_t kc) {
+  for (int64_t r0 = 0; r0 < n; r0 += R, dst += R * kc) {
+    const int64_t rows = min64(R, n - r0);
+    const T* src = x + r0 * ld;
+    for (int r = 0; r < R; ++r) {
+      if (r < rows) {
+        const T* row = src + r * ld;
+        for (int64_t k = 0; k < kc; ++k) dst[k * R + r] = row[k];
+      } else {
+        for (int64_t k = 0; k < kc; ++k) dst[k * R + r] = T(0);
       }
     }
   }
 }
 
+// dst panels <- x[k*ld + r] for r < n, k < kc; padded to R-wide panels.
+template <int R, typename T>
+void pack_slices(T* __restrict dst, const T* __restrict x, int64_t ld, int64_t n, int64_t kc) {
+  const int64_t full = n / R * R;
+  for (int64_t k = 0; k < kc; ++k) {
+    const T* src = x + k * ld;
+    T* d = dst + k * R;
+    int64_t r0 = 0;
+    if (R % Vec<T>::lanes == 0) {  // B panels: whole vectors (GCC will not vectorize this
+      for (; r0 < full; r0 += R, d += R * kc)   // itself, dst and src might alias)
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r += Vec<T>::lanes) vstore(d + r, vload(src + r0 + r));
+    } else {
+      for (; r0 < full; r0 += R, d += R * kc)
+#pragma GCC unroll 64
+        for (int r = 0; r < R; ++r) d[r] = src[r0 + r];
+    }
+    if (r0 < n)
+      for (int r = 0; r < R; ++r) d[r] = r0 + r < n ? src[r0 + r] : T(0);
+  }
+}
+
+// Ap <- op(A)[0:mc, 0:kc] in MR-row panels; `a` points at op(A)(0,0) of the block.
+template <typename T>
+void pack_a(T* Ap, const T* a, int64_t lda, bool trans_a, int64_t mc, int64_t kc) {
+  if (trans_a)
+    pack_slices<Blocking<T>::MR>(Ap, a, lda, mc, kc);
+  else
+    pack_strips<Blocking<T>::MR>(Ap, a, lda, mc, kc);
+}
+
 // Bp <- op(B)[0:kc, 0:nc] in NR-column panels; `b` points at op(B)(0,0) of the block.
 template <typename T>
 void pack_b(T* Bp, const T* b, int64_t ldb, bool trans_b, int64_t kc, int64_t nc) {
-  constexpr int NR = Blocking<T>::NR;
-  for (int64_t j0 = 0; j0 < nc; j0 += NR) {
-    const int64_t nr = min64(NR, nc - j0);
-    T* dst = Bp + j0 * kc;
-    if (trans_b) {  // op(B)(k,j) = b[j*ldb + k]
-      for (int j = 0; j < NR; ++j) {
-        if (j < nr) {
-          const T* src = b + (j0 + j) * ldb;
-          for (int64_t k = 0; k < kc; ++k) dst[k * NR + j] = src[k];
-        } else {
-          for (int64_t k = 0; k < kc; ++k) dst[k * NR + j] = T(0);
-        }
-      }
-    } else {  // op(B)(k,j) = b[k*ldb + j]
-      for (int64_t k = 0; k < kc; ++k) {
-        const T* src = b + k * ldb + j0;
-        if (nr == NR) {
-          for (int j = 0; j < NR; ++j) dst[k * NR + j] = src[j];
-        } else {
-          for (int j = 0; j < NR; ++j) dst[k * NR + j] = j < nr ? src[j] : T(0);
-        }
-      }
-    }
-  }
+  if (trans_b)
+    pack_strips<Blocking<T>::NR>(Bp, b, ldb, nc, kc);
+  else
+    pack_slices<Blocking<T>::NR>(Bp, b, ldb, nc, kc);
 }
 
 struct GemmArgs {
@@ -184,31 +242,51 @@ inline const T* op_at(const T* X, int64_t ld, bool trans, int64_t r, int64_t c) 
   return trans ? X + c * ld + r : X + r * ld + c;
 }
 
+// The reduction is cut into equal blocks of at most KC (K = 784: 4 x 196, not 3 x 256 + 16,
+// whose last short block pays a full pass of C loads and stores for little work). Depends on K
+// only, so every thread count sums in the same order.
+template <typename T>
+inline int64_t k_step(int64_t K) {
+  const int64_t blocks = (K + Blocking<T>::KC - 1) / Blocking<T>::KC;
+  return round_up((K + blocks - 1) / blocks, 4);
+}
+
 // The packed algorithm on the slab C[m0:m1, n0:n1], on the calling thread.
+// B is read in place (only its ragged last panel packed) when it is not transposed and the slab
+// has few rows: packing costs ~0.5-1 cycle per element of B, while each element then feeds only
+// 2*M flops (M/16 cycles at peak), so below kInPlaceBMaxM rows the copy does not pay for itself.
 template <typename T>
 void gemm_packed(T* C, const T* A, const T* B, const T* bias, const GemmArgs& g, int64_t m0,
                  int64_t m1, int64_t n0, int64_t n1) {
   using Bk = Blocking<T>;
+  const bool b_in_place = !g.trans_b && m1 - m0 <= kInPlaceBMaxM;
+  const int64_t kstep = k_step<T>(g.K);
   T* Ap = static_cast<T*>(thread_workspace(kPackA, sizeof(T) * Bk::MC * Bk::KC));
   T* Bp = static_cast<T*>(
       thread_workspace(kPackB, sizeof(T) * Bk::KC * round_up(min64(Bk::NC, n1 - n0), Bk::NR)));
   for (int64_t jc = n0; jc < n1; jc += Bk::NC) {
     const int64_t nc = min64(Bk::NC, n1 - jc);
-    for (int64_t pc = 0; pc < g.K; pc += Bk::KC) {
-      const int64_t kc = min64(Bk::KC, g.K - pc);
+    const int64_t nc_direct = b_in_place ? nc / Bk::NR * Bk::NR : 0;  // panels read in place
+    for (int64_t pc = 0; pc < g.K; pc += kstep) {
+      const int64_t kc = min64(kstep, g.K - pc);
       const bool accumulate = g.accumulate || pc > 0;
       const bool last = pc + kc == g.K;
-      pack_b(Bp, op_at(B, g.ldb, g.trans_b, pc, jc), g.ldb, g.trans_b, kc, nc);
+      if (nc_direct < nc)
+        pack_b(Bp, op_at(B, g.ldb, g.trans_b, pc, jc + nc_direct), g.ldb, g.trans_b, kc,
+               nc - nc_direct);
       for (int64_t ic = m0; ic < m1; ic += Bk::MC) {
         const int64_t mc = min64(Bk::MC, m1 - ic);
         pack_a(Ap, op_at(A, g.lda, g.trans_a, ic, pc), g.lda, g.trans_a, mc, kc);
         for (int64_t jr = 0; jr < nc; jr += Bk::NR) {
           const int64_t nr = min64(Bk::NR, nc - jr);
           const T* tile_bias = last && bias ? bias + jc + jr : nullptr;
+          const bool direct = jr < nc_direct;
+          const T* bpanel = direct ? B + pc * g.ldb + jc + jr : Bp + (jr - nc_direct) * kc;
+          const int64_t bld = direct ? g.ldb : Bk::NR;
           for (int64_t ir = 0; ir < mc; ir += Bk::MR) {
-            micro_tile<T, true>(kc, Ap + ir * kc, 0, 0, min64(Bk::MR, mc - ir), Bp + jr * kc,
-                                Bk::NR, C + (ic + ir) * g.ldc + jc + jr, g.ldc, nr, accumulate,
-                                tile_bias, last && g.relu);
+            micro_packed<T>(kc, Ap + ir * kc, bpanel, bld, C + (ic + ir) * g.ldc + jc + jr,
+                            g.ldc, min64(Bk::MR, mc - ir), nr, accumulate, tile_bias,
+                            last && g.relu);
           }
         }
       }
@@ -222,8 +300,9 @@ void gemm_small(T* C, const T* A, const T* B, const T* bias, const GemmArgs& g) 
   using Bk = Blocking<T>;
   T* Bp = static_cast<T*>(thread_workspace(kPackSmall, sizeof(T) * Bk::KC * Bk::NR));
   const int64_t a_rs = g.trans_a ? 1 : g.lda, a_cs = g.trans_a ? g.lda : 1;
-  for (int64_t pc = 0; pc < g.K; pc += Bk::KC) {
-    const int64_t kc = min64(Bk::KC, g.K - pc);
+  const int64_t kstep = k_step<T>(g.K);
+  for (int64_t pc = 0; pc < g.K; pc += kstep) {
+    const int64_t kc = min64(kstep, g.K - pc);
     const bool accumulate = g.accumulate || pc > 0;
     const bool last = pc + kc == g.K;
     for (int64_t jr = 0; jr < g.N; jr += Bk::NR) {
@@ -237,9 +316,9 @@ void gemm_small(T* C, const T* A, const T* B, const T* bias, const GemmArgs& g) 
       }
       const T* tile_bias = last && bias ? bias + jr : nullptr;
       for (int64_t ir = 0; ir < g.M; ir += Bk::MR) {
-        micro_tile<T, false>(kc, op_at(A, g.lda, g.trans_a, ir, pc), a_rs, a_cs,
-                             min64(Bk::MR, g.M - ir), panel, panel_ld, C + ir * g.ldc + jr,
-                             g.ldc, nr, accumulate, tile_bias, last && g.relu);
+        micro_strided<T>(kc, op_at(A, g.lda, g.trans_a, ir, pc), a_rs, a_cs, panel, panel_ld,
+                         C + ir * g.ldc + jr, g.ldc, min64(Bk::MR, g.M - ir), nr, accumulate,
+                         tile_bias, last && g.relu);
       }
     }
   }

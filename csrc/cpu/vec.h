@@ -35,9 +35,13 @@ template <typename T>
 inline void vstore(T* p, vec_t<T> v) {
   std::memcpy(p, &v, sizeof v);
 }
+// x - (+0) is exactly x for every x (-0 and NaN included), so the compiler may drop the
+// subtraction and emit a bare broadcast (vbroadcastss from memory on AVX). The obvious
+// `vec_t<T>{} + x` is not an identity (+0 + -0 = +0), so GCC kept a scalar add in front
+// of every broadcast, two extra uops per FMA pair in the GEMM micro-kernel.
 template <typename T>
 inline vec_t<T> vsplat(T x) {
-  return vec_t<T>{} + x;
+  return x - vec_t<T>{};
 }
 template <typename T>
 inline vec_t<T> vmax0(vec_t<T> v) {
