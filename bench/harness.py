@@ -3,8 +3,9 @@
 A Case is one piece of work with several implementations (zero-argument callables keyed by
 'dlfast', 'numpy', 'torch'). ``run_case`` calls ``case.check()`` (which compares dlfast, and
 where useful the others, against a NumPy reference and returns a short description or raises
-``CheckFailed``) and times nothing if the check fails. Timing is interleaved: each repeat runs
-one block of every implementation in turn (round robin), after a warm-up; a block is ``inner``
+``CheckFailed``) and times nothing if the check fails. Timing is interleaved: in each of several rounds every
+implementation gets a turn (round robin), after a pause that lets the previous library's
+spinning worker threads go idle and a warm-up block; a turn is a few blocks, a block ``inner``
 back-to-back calls, with ``inner`` chosen so a block lasts at least ``block_s`` (so that
 microsecond-sized work is not lost in timer noise). The reported time is the median over
 repeats of the per-call time of a block. GC is disabled inside blocks, as timeit does.
@@ -101,16 +102,23 @@ def _block(fn, inner):
     return (time.perf_counter() - t0) / inner
 
 
-def run_case(case, repeats, block_s, warmup_s):
+def run_case(case, repeats, block_s, warmup_s, rounds=5, settle_s=0.25):
+    """Check, then time: `rounds` rounds, each giving every implementation in turn a turn of
+    ceil(repeats / rounds) timed blocks. Before its turn an implementation waits `settle_s`
+    and warms up again: BLAS libraries keep their worker threads spinning after a call
+    (OpenBLAS for ~0.1-0.2 s here), which would steal a core from whoever runs next and
+    measure the previous library's idle policy instead of this one's speed."""
     try:
         detail = case.check() if case.check else "not checked"
     except CheckFailed as e:
         return Result(case, False, str(e))
     res = Result(case, True, detail)
+    per_round = -(-repeats // rounds)
     gc_was_on = gc.isenabled()
     gc.disable()
     try:
-        for label, fn in case.impls.items():   # warm-up, and pick the block size
+        for label, fn in case.impls.items():   # first warm-up, and pick the block size
+            time.sleep(settle_s)
             fn()
             t_end, n, t0 = time.perf_counter() + warmup_s, 0, time.perf_counter()
             while True:
@@ -121,9 +129,12 @@ def run_case(case, repeats, block_s, warmup_s):
             per_call = (time.perf_counter() - t0) / n
             res.inner[label] = max(1, int(block_s / per_call))
             res.times[label] = []
-        for _ in range(repeats):                  # round robin: one block of each, again
+        for _ in range(rounds):                   # round robin: a turn of each, again
             for label, fn in case.impls.items():
-                res.times[label].append(_block(fn, res.inner[label]))
+                time.sleep(settle_s)
+                _block(fn, res.inner[label])        # warm again (own threads awake)
+                for _ in range(per_round):
+                    res.times[label].append(_block(fn, res.inner[label]))
     finally:
         if gc_was_on:
             gc.enable()
@@ -132,7 +143,8 @@ def run_case(case, repeats, block_s, warmup_s):
 
 def time_fn(fn, repeats, block_s, warmup_s):
     """Median per-call seconds of one callable (for breakdowns)."""
-    return run_case(Case("", "", {"x": fn}), repeats, block_s, warmup_s).median("x")
+    return run_case(Case("", "", {"x": fn}), repeats, block_s, warmup_s, rounds=1,
+                    settle_s=0.0).median("x")
 
 
 # --- checking helpers -----------------------------------------------------------------------

@@ -81,8 +81,9 @@ def main(argv=None):
     warning = harness.load_warning(info["loadavg_start"], info["cpu_count"])
     if warning:
         print(warning)
-    print(f"timing: median of {repeats} interleaved repeats, blocks >= {block_s * 1e3:g} ms, "
-          f"after {warmup_s * 1e3:g} ms warm-up per implementation\n")
+    print(f"timing: median of {repeats} blocks (>= {block_s * 1e3:g} ms) per implementation, in 5 "
+          f"interleaved rounds, each turn after a 0.25 s pause and a warm-up block; "
+          f"first warm-up {warmup_s * 1e3:g} ms\n")
 
     results = []
     for case in chosen:
