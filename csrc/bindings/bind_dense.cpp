@@ -44,7 +44,8 @@ py::object dense_forward(py::handle x_obj, py::handle w_obj, py::handle b_obj, i
 }
 
 py::object dense_backward(py::handle dy_obj, py::handle x_obj, py::handle w_obj, py::handle y_obj,
-                          int act_code, py::handle dw_obj, py::handle db_obj, bool need_dx) {
+                          int act_code, py::handle dw_obj, py::handle db_obj, bool need_dx,
+                          bool accumulate) {
   const char* fn = "dense_backward";
   const Activation act = activation_arg(act_code, fn);
   return dispatch_float(float_type(dy_obj, fn, "dy"), [&](auto tag) -> py::object {
@@ -83,7 +84,8 @@ py::object dense_backward(py::handle dy_obj, py::handle x_obj, py::handle w_obj,
     }
     {
       py::gil_scoped_release nogil;
-      kernels<T>().dense_backward(dx, dw.data, db, dy.data, x.data, w.data, y, N, D, U, act);
+      kernels<T>().dense_backward(dx, dw.data, db, dy.data, x.data, w.data, y, N, D, U, act,
+                                  accumulate);
     }
     return result;
   });
@@ -96,9 +98,10 @@ void bind_dense(py::module_& m) {
         py::arg("activation"), "y = act(x @ kernel + bias); activation is a code 0..4.");
   m.def("dense_backward", &dense_backward, py::arg("dy"), py::arg("x"), py::arg("kernel"),
         py::arg("y"), py::arg("activation"), py::arg("dkernel"), py::arg("dbias"),
-        py::arg("need_dx") = true,
-        "Adds x.T @ dz into dkernel and colsum(dz) into dbias (dz = dy * act'(y)); returns "
-        "dx = dz @ kernel.T, or None when need_dx is False.");
+        py::arg("need_dx") = true, py::arg("accumulate") = true,
+        "Adds x.T @ dz into dkernel and colsum(dz) into dbias (dz = dy * act'(y)), or writes "
+        "them when accumulate is False; returns dx = dz @ kernel.T, or None when need_dx is "
+        "False.");
 }
 
 }  // namespace bind

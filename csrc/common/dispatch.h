@@ -29,9 +29,10 @@ struct KernelTable {
   void (*dense_forward)(T* y, const T* x, const T* W, const T* b, int64_t N, int64_t D,
                         int64_t U, Activation act);
   // dz = dy * act'(y); dW[D,U] += x^T dz; db[U] += colsum(dz); dx[N,D] = dz W^T.
-  // dx and db may be null (not wanted); y is the forward output.
+  // With accumulate false the weight gradients are overwritten (=) instead (a training step
+  // that would otherwise zero them first). dx and db may be null; y is the forward output.
   void (*dense_backward)(T* dx, T* dW, T* db, const T* dy, const T* x, const T* W, const T* y,
-                         int64_t N, int64_t D, int64_t U, Activation act);
+                         int64_t N, int64_t D, int64_t U, Activation act, bool accumulate);
   // y[R,C] = act(x[R,C]) (y may alias x); softmax is over each row.
   void (*activation_forward)(T* y, const T* x, int64_t R, int64_t C, Activation act);
   // dx[R,C] = dy * act'(y), given the forward output y (dx may alias dy).

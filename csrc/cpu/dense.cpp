@@ -1,7 +1,8 @@
 // Dense (fully connected) layer on top of the packed GEMM, compiled once per ISA.
 //   forward:  y[N,U] = act(x[N,D] . W[D,U] + b[U])        bias and ReLU fused into the GEMM store
 //   backward: dz = dy * act'(y)                            (skipped for linear)
-//             dW[D,U] += x^T . dz ;  db[U] += colsum(dz)   (weight gradients accumulate)
+//             dW[D,U] += x^T . dz ;  db[U] += colsum(dz)   (weight gradients accumulate,
+//                                                         or are overwritten when asked)
 //             dx[N,D]  = dz . W^T                          (overwritten; skipped when dx is null)
 #include "common/threading.h"
 #include "cpu/kernels.h"
@@ -19,7 +20,7 @@ void dense_forward(T* y, const T* x, const T* W, const T* b, int64_t N, int64_t 
 
 template <typename T>
 void dense_backward(T* dx, T* dW, T* db, const T* dy, const T* x, const T* W, const T* y,
-                    int64_t N, int64_t D, int64_t U, Activation act) {
+                    int64_t N, int64_t D, int64_t U, Activation act, bool accumulate) {
   const T* dz = dy;
   if (act != Activation::linear) {
     T* buf = static_cast<T*>(thread_workspace(kDenseGrad, sizeof(T) * (N * U > 0 ? N * U : 1)));
@@ -27,8 +28,10 @@ void dense_backward(T* dx, T* dW, T* db, const T* dy, const T* x, const T* W, co
     dz = buf;
   }
   gemm<T>(dW, x, dz, nullptr, D, U, N, /*lda=*/D, /*ldb=*/U, /*ldc=*/U, /*trans_a=*/true, false,
-          /*accumulate=*/true, false);
+          accumulate, false);
   if (db) {
+    if (!accumulate)
+      for (int64_t j = 0; j < U; ++j) db[j] = T(0);
     for (int64_t i = 0; i < N; ++i) {
       const T* row = dz + i * U;
       for (int64_t j = 0; j < U; ++j) db[j] += row[j];
@@ -46,10 +49,10 @@ template void dense_forward<double>(double*, const double*, const double*, const
                                     int64_t, int64_t, int64_t, Activation);
 template void dense_backward<float>(float*, float*, float*, const float*, const float*,
                                     const float*, const float*, int64_t, int64_t, int64_t,
-                                    Activation);
+                                    Activation, bool);
 template void dense_backward<double>(double*, double*, double*, const double*, const double*,
                                      const double*, const double*, int64_t, int64_t, int64_t,
-                                     Activation);
+                                     Activation, bool);
 
 }  // namespace DLFAST_ISA
 }  // namespace dlfast

@@ -17,7 +17,7 @@ void dense_forward(T* y, const T* x, const T* W, const T* b, int64_t N, int64_t 
                    Activation act);
 template <typename T>
 void dense_backward(T* dx, T* dW, T* db, const T* dy, const T* x, const T* W, const T* y,
-                    int64_t N, int64_t D, int64_t U, Activation act);
+                    int64_t N, int64_t D, int64_t U, Activation act, bool accumulate);
 template <typename T>
 void activation_forward(T* y, const T* x, int64_t R, int64_t C, Activation act);
 template <typename T>

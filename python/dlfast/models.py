@@ -48,6 +48,9 @@ class Sequential(Layer):
             return
         if self.built:
             raise ValueError(f"{self.name}: cannot add layers to a built model")
+        if any(layer is other for other in self.layers):
+            raise ValueError(f"{self.name}: layer '{layer.name}' is already in the model; a "
+                             f"layer keeps one forward cache, so it cannot appear twice")
         if not self.layers and self.input_shape is None and layer._declared_input_shape:
             self.input_shape = layer._declared_input_shape
         self.layers.append(layer)
@@ -156,10 +159,10 @@ class Sequential(Layer):
             x = layer.call_forward(x, training)
         return x
 
-    def call_backward(self, dy, need_dx=True):
+    def call_backward(self, dy, need_dx=True, accumulate=True):
         layers = self.layers
         for k in range(len(layers) - 1, -1, -1):
-            dy = layers[k].call_backward(dy, need_dx or k > 0)
+            dy = layers[k].call_backward(dy, need_dx or k > 0, accumulate)
         return dy
 
     def zero_grad(self):
@@ -237,13 +240,12 @@ class Sequential(Layer):
         return y
 
     def _train_step(self, x, y):
-        """zero_grad, forward, loss and its gradient, backward, one optimizer step."""
-        for g in self._flat_grads:
-            g.fill(0)
+        """Forward, loss and its gradient, backward (writing the gradients, so there is no
+        zero_grad pass), one optimizer step."""
         out = self._head_forward(x, True)
         loss, dout = self._loss_kernel(LOSSES[self.loss.kernel_name], y, out,
                                        self._head_fused or self.loss.from_logits, True)
-        self.call_backward(dout, need_dx=False)
+        self.call_backward(dout, need_dx=False, accumulate=False)
         self.optimizer.apply(self._flat_grads, self._flat_weights)
         return loss, out
 

@@ -97,7 +97,10 @@ class Layer:
     def call_forward(self, x, training):
         raise NotImplementedError
 
-    def call_backward(self, dy, need_dx=True):
+    def call_backward(self, dy, need_dx=True, accumulate=True):
+        """The input gradient (None when not need_dx); weight gradients are added into
+        self.grads, or written over them when accumulate is False (a model's training step
+        uses that instead of zeroing them first)."""
         raise NotImplementedError
 
     def check_input(self, x):

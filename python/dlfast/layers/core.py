@@ -20,7 +20,7 @@ class Input(Layer):
     def call_forward(self, x, training):
         return x
 
-    def call_backward(self, dy, need_dx=True):
+    def call_backward(self, dy, need_dx=True, accumulate=True):
         return dy
 
     def get_config(self):
@@ -80,7 +80,7 @@ class Dense(Layer):
         """Forward without the activation (the model fuses softmax/sigmoid into the loss)."""
         return self.call_forward(self.check_input(x), training, act=0)
 
-    def call_backward(self, dy, need_dx=True):
+    def call_backward(self, dy, need_dx=True, accumulate=True):
         if self._cache is None:
             raise RuntimeError(f"{self.name}: backward called before forward")
         x2, y, act, in_shape = self._cache
@@ -90,7 +90,7 @@ class Dense(Layer):
                              f"{in_shape[:-1] + (self.units,)}, got {dy.shape}")
         g = self.grads
         dx = _core.dense_backward(dy2, x2, self.weights[0], y, act, g[0],
-                                  g[1] if self.use_bias else None, need_dx)
+                                  g[1] if self.use_bias else None, need_dx, accumulate)
         if dx is None or len(in_shape) == 2:
             return dx
         return dx.reshape(in_shape)
@@ -119,7 +119,7 @@ class Activation(Layer):
     def forward_logits(self, x, training=False):
         return self.call_forward(self.check_input(x), training, act=0)
 
-    def call_backward(self, dy, need_dx=True):
+    def call_backward(self, dy, need_dx=True, accumulate=True):
         if self._cache is None:
             raise RuntimeError(f"{self.name}: backward called before forward")
         y, act = self._cache
@@ -154,5 +154,5 @@ class Flatten(Layer):
         self._in_shape = x.shape
         return x.reshape(x.shape[0], -1)
 
-    def call_backward(self, dy, need_dx=True):
+    def call_backward(self, dy, need_dx=True, accumulate=True):
         return dy.reshape(self._in_shape)
