@@ -1,0 +1,42 @@
+"""The command line and the examples: `python -m dlfast info | demo`, examples/*.py."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(*args, cwd=None):
+    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=300,
+                          cwd=cwd or ROOT)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_info_reports_the_kernel_path():
+    info = json.loads(run("-m", "dlfast", "info"))
+    assert info["cpu_isa"] in ("generic", "avx2", "avx512")
+    assert info["num_threads"] >= 1
+    assert info["cuda_available"] is False
+
+
+def test_demo_trains_and_prints_the_table():
+    out = run("-m", "dlfast", "demo", "--quick")
+    rows = {m.group(1).strip(): (int(m.group(2).replace(",", "")), float(m.group(3)))
+            for m in re.finditer(r"^(.+?)\s+([\d,]+)\s+\d+\s+[\d.]+s\s+([\d.]+)%$", out, re.M)}
+    assert rows["iris 4-32-16-3 (Dense)"][0] == 739
+    # --quick trains a fifth of the epochs: still far above chance (33% and 10%)
+    assert rows["iris 4-32-16-3 (Dense)"][1] >= 80.0
+    assert rows["digits 64-128-64-10 (Dense)"][1] >= 90.0
+
+
+@pytest.mark.parametrize("script", ["iris_keras.py", "iris_by_hand.py"])
+def test_examples_reach_the_course_accuracy(script):
+    out = run(os.path.join(ROOT, "examples", script))
+    accuracy = float(re.search(r"test accuracy ([\d.]+)%", out).group(1))
+    assert accuracy >= 90.0, out
