@@ -9,6 +9,7 @@ Outputs are new arrays; nothing is written into the caller's inputs.
 import numpy as np
 
 from . import _core
+from ._arrays import to_array
 
 __all__ = [
     "matmul", "matmul_forward", "matmul_backward",
@@ -26,7 +27,6 @@ __all__ = [
 ACTIVATIONS = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "softmax": 4}
 LOSSES = {"mse": 0, "binary_crossentropy": 1, "categorical_crossentropy": 2,
           "sparse_categorical_crossentropy": 3}
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def activation_code(name, fn="activation"):
@@ -41,28 +41,9 @@ def activation_code(name, fn="activation"):
 
 
 def as_float_array(x, fn, name, dtype=None):
-    """x as a C-contiguous float32/float64 array (a copy only if it is not one already).
-
-    With ``dtype``, integer, bool and other float inputs are cast to it (as Keras casts
-    layer inputs); without, the array must already be float32 or float64."""
-    if not isinstance(x, np.ndarray):
-        try:
-            x = np.asarray(x)
-        except (ValueError, TypeError) as e:
-            raise TypeError(f"{fn}: argument '{name}' must be array-like numbers, got "
-                            f"{type(x).__name__} ({e})") from None
-    if dtype is not None:
-        if x.dtype != dtype:
-            if x.dtype.kind not in "biuf":
-                raise TypeError(f"{fn}: argument '{name}' must hold numbers, got an array of "
-                                f"dtype {x.dtype}")
-            x = x.astype(dtype)
-    elif x.dtype not in _FLOATS:
-        raise TypeError(f"{fn}: argument '{name}' must be a float32 or float64 array, got "
-                        f"dtype {x.dtype}")
-    if not x.flags.c_contiguous:
-        x = np.ascontiguousarray(x)
-    return x
+    """x as a C-contiguous float32/float64 array (a copy only if it is not one already);
+    with ``dtype``, numeric input is cast to it."""
+    return to_array(x, dtype, f"{fn}: argument '{name}'")
 
 
 def _same_dtype(fn, ref, **arrays):

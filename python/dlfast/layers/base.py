@@ -4,6 +4,8 @@ import re
 
 import numpy as np
 
+from .. import _arrays
+
 _name_counts = {}
 
 
@@ -171,15 +173,5 @@ class Layer:
 
 
 def to_array(x, dtype, owner, what):
-    """x as a C-contiguous numpy array of `dtype`; numbers are cast as Keras casts them,
-    anything else is a TypeError naming `owner` and `what`."""
-    if not isinstance(x, np.ndarray):
-        try:
-            x = np.asarray(x)
-        except (ValueError, TypeError) as e:
-            raise TypeError(f"{owner}: {what} must be array-like numbers, got "
-                            f"{type(x).__name__} ({e})") from None
-    if x.dtype.kind not in "biuf":
-        raise TypeError(f"{owner}: {what} must hold numbers (bool, int or float), got an "
-                        f"array of dtype {x.dtype}")
-    return np.ascontiguousarray(x, dtype=dtype)
+    """x as a C-contiguous numpy array of `dtype` (numbers are cast as Keras casts them)."""
+    return _arrays.to_array(x, dtype, f"{owner}: {what}")
