@@ -457,6 +457,15 @@ void gemm(T* C, const T* A, const T* B, const T* bias, int64_t M, int64_t N, int
       else
         pack_b_all(Sp, B, g, sp * t / n, sp * (t + 1) / n);
 #pragma omp barrier
+      // Pull the other threads' part into this core's caches now, many lines in flight:
+      // the micro-kernel's own stream would meet each line's cross-core latency in turn.
+      const int64_t per = (split_n ? Bk::MR : Bk::NR) * K;  // elements per packed panel
+      for (int64_t u = 0; u < n; ++u) {
+        if (u == t) continue;
+        const char* p0 = reinterpret_cast<const char*>(Sp + sp * u / n * per);
+        const char* p1 = reinterpret_cast<const char*>(Sp + sp * (u + 1) / n * per);
+        for (; p0 < p1; p0 += 64) __builtin_prefetch(p0);
+      }
     }
     if (lo < hi) {
       try {
