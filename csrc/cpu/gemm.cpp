@@ -54,8 +54,6 @@ constexpr int kPrefetchA = 64;
 // M=16: 57->65, 55->68, 58->75; M=32: about even; M=64: 79->74, 81->75 (ldb = 1 KiB strides
 // alias in L1 once the panel is reused by more than a few A panels).
 constexpr int64_t kInPlaceBMaxM = 32;
-// Largest whole packed op(B) the threads share (bigger B: each thread packs its own blocks).
-constexpr int64_t kSharedBMaxBytes = 4 << 20;
 // Below this many multiply-adds the product runs on one thread without packing A.
 constexpr int64_t kSmallMNK = 64 * 64 * 64;
 
@@ -283,21 +281,21 @@ inline int64_t k_step(int64_t K) {
 // B is read in place (only its ragged last panel packed) when it is not transposed and the slab
 // has few rows: packing costs ~0.5-1 cycle per element of B, while each element then feeds only
 // 2*M flops (M/16 cycles at peak), so below kInPlaceBMaxM rows the copy does not pay for itself.
-// Ap_all / Bp_all: op(A) / op(B) already packed whole (every K block, see pack_all), shared by
-// the threads; then m0..m1 must be 0..M <= MC (Ap_all) or n0..n1 0..N <= NC (Bp_all).
-template <typename T>
+// kPrePackedA: op(A) was packed whole beforehand (every K block, see pack_a_all) into Ap_all,
+// shared by the threads; then m0..m1 is 0..M <= MC. A template parameter so the usual path's
+// inner loops compile exactly as before (a runtime pointer test cost dW2 1-thread 82 -> 77 GF/s).
+template <typename T, bool kPrePackedA = false>
 void gemm_packed(T* C, const T* A, const T* B, const T* bias, const GemmArgs& g, int64_t m0,
-                 int64_t m1, int64_t n0, int64_t n1, const T* Ap_all = nullptr,
-                 const T* Bp_all = nullptr) {
+                 int64_t m1, int64_t n0, int64_t n1, const T* Ap_all = nullptr) {
   using Bk = Blocking<T>;
-  const bool b_in_place = !Bp_all && !g.trans_b && m1 - m0 <= kInPlaceBMaxM;
+  const bool b_in_place = !g.trans_b && m1 - m0 <= kInPlaceBMaxM;
   const int64_t kstep = k_step<T>(g.K);
-  const int64_t Mpad = round_up(g.M, Bk::MR), Npad = round_up(g.N, Bk::NR);
-  T* Ap = Ap_all ? nullptr
-                 : static_cast<T*>(thread_workspace(kPackA, sizeof(T) * Bk::MC * Bk::KC));
-  T* Bp = Bp_all ? nullptr
-                 : static_cast<T*>(thread_workspace(
-                       kPackB, sizeof(T) * Bk::KC * round_up(min64(Bk::NC, n1 - n0), Bk::NR)));
+  const int64_t Mpad = round_up(g.M, Bk::MR);
+  T* Ap = kPrePackedA
+              ? nullptr
+              : static_cast<T*>(thread_workspace(kPackA, sizeof(T) * Bk::MC * Bk::KC));
+  T* Bp = static_cast<T*>(
+      thread_workspace(kPackB, sizeof(T) * Bk::KC * round_up(min64(Bk::NC, n1 - n0), Bk::NR)));
   for (int64_t jc = n0; jc < n1; jc += Bk::NC) {
     const int64_t nc = min64(Bk::NC, n1 - jc);
     const int64_t nc_direct = b_in_place ? nc / Bk::NR * Bk::NR : 0;  // panels read in place
@@ -305,19 +303,18 @@ void gemm_packed(T* C, const T* A, const T* B, const T* bias, const GemmArgs& g,
       const int64_t kc = min64(kstep, g.K - pc);
       const bool accumulate = g.accumulate || pc > 0;
       const bool last = pc + kc == g.K;
-      const T* Bblk = Bp_all ? Bp_all + pc * Npad : Bp;
-      if (!Bp_all && nc_direct < nc)
+      if (nc_direct < nc)
         pack_b(Bp, op_at(B, g.ldb, g.trans_b, pc, jc + nc_direct), g.ldb, g.trans_b, kc,
                nc - nc_direct);
       for (int64_t ic = m0; ic < m1; ic += Bk::MC) {
         const int64_t mc = min64(Bk::MC, m1 - ic);
-        const T* Ablk = Ap_all ? Ap_all + pc * Mpad : Ap;
-        if (!Ap_all) pack_a(Ap, op_at(A, g.lda, g.trans_a, ic, pc), g.lda, g.trans_a, mc, kc);
+        const T* Ablk = kPrePackedA ? Ap_all + pc * Mpad : Ap;
+        if (!kPrePackedA) pack_a(Ap, op_at(A, g.lda, g.trans_a, ic, pc), g.lda, g.trans_a, mc, kc);
         for (int64_t jr = 0; jr < nc; jr += Bk::NR) {
           const int64_t nr = min64(Bk::NR, nc - jr);
           const T* tile_bias = last && bias ? bias + jc + jr : nullptr;
           const bool direct = jr < nc_direct;
-          const T* bpanel = direct ? B + pc * g.ldb + jc + jr : Bblk + (jr - nc_direct) * kc;
+          const T* bpanel = direct ? B + pc * g.ldb + jc + jr : Bp + (jr - nc_direct) * kc;
           const int64_t bld = direct ? g.ldb : Bk::NR;
           for (int64_t ir = 0; ir < mc; ir += Bk::MR) {
             micro_packed<T>(kc, Ablk + ir * kc, bpanel, bld, C + (ic + ir) * g.ldc + jc + jr,
@@ -342,20 +339,6 @@ void pack_a_all(T* Ap_all, const T* A, const GemmArgs& g, int64_t p0, int64_t p1
     const int64_t kc = min64(kstep, g.K - pc);
     pack_a(Ap_all + pc * Mpad + r0 * kc, op_at(A, g.lda, g.trans_a, r0, pc), g.lda, g.trans_a,
            r1 - r0, kc);
-  }
-}
-
-// The same for panels [p0, p1) of op(B) (NR columns each) into Bp_all (block pc at pc*Npad).
-template <typename T>
-void pack_b_all(T* Bp_all, const T* B, const GemmArgs& g, int64_t p0, int64_t p1) {
-  using Bk = Blocking<T>;
-  const int64_t kstep = k_step<T>(g.K), Npad = round_up(g.N, Bk::NR);
-  const int64_t c0 = p0 * Bk::NR, c1 = min64(p1 * Bk::NR, g.N);
-  if (c0 >= c1) return;
-  for (int64_t pc = 0; pc < g.K; pc += kstep) {
-    const int64_t kc = min64(kstep, g.K - pc);
-    pack_b(Bp_all + pc * Npad + c0 * kc, op_at(B, g.ldb, g.trans_b, pc, c0), g.ldb, g.trans_b,
-           kc, c1 - c0);
   }
 }
 
@@ -416,32 +399,31 @@ void gemm(T* C, const T* A, const T* B, const T* bias, int64_t M, int64_t N, int
   const int nt = threads_for_work(2.0 * double(M) * double(N) * double(K));
   if (nt <= 1) return gemm_packed(C, A, B, bias, g, 0, M, 0, N);
 
-  // Split C into slabs of whole micro-panels along N (each thread all rows) or M. The side
-  // both threads need whole is packed once, each thread packing half of its panels into one
-  // shared buffer before a barrier: op(A) when splitting N and M <= MC, op(B) when splitting
-  // M and N <= NC (and the packed B is small). Before, both threads packed it whole; at
-  // M=64 that copy of A was ~10% of each thread's time. The side is chosen by an estimate in
-  // cycles: FMA work of the larger slab (16 lanes x FMA per cycle) + packing (~1 cycle per
-  // element, duplicated packing counted whole).
+  // Split C into slabs of whole micro-panels along N (each thread all rows) or M. When
+  // splitting N with M <= MC, every thread needs all of op(A): it is packed once, each thread
+  // packing half of its panels (all K blocks) into one shared buffer, then a barrier. Before,
+  // both threads packed it whole (at M = 64 ~10% of each thread's time). The side is chosen
+  // by an estimate in cycles: FMAs of the larger slab (16 lanes x FMA per cycle) + packing
+  // (~1 cycle per element; duplicated packing counted whole). 2 threads, GFLOP/s before ->
+  // after (with the vectorised strip packing): 64x784x256 133 -> 143, 64x256x784 139 -> 148,
+  // 64x256x128 124 -> 142 (it was split along M: 5 vs 6 row panels), 64x128x256 124 -> 144.
+  // Sharing op(B) the same way when splitting M was slower at K = 64 (784x64x256: 165 -> 160,
+  // 256x64x128: 149 -> 141 GFLOP/s): B is small there, and reading the other core's half
+  // costs more than packing it again.
   const int64_t mp = (M + Bk::MR - 1) / Bk::MR, np = (N + Bk::NR - 1) / Bk::NR;
   const bool share_a = M <= Bk::MC;
-  const bool share_b = N <= Bk::NC && sizeof(T) * K * np * Bk::NR <= kSharedBMaxBytes;
-  bool split_n = np >= mp;  // plain rule when nothing can be shared (2048^3 keeps its split)
-  if (share_a || share_b) {
+  bool split_n = np >= mp;  // the plain rule when nothing is shared (2048^3 keeps its split)
+  if (share_a) {
     const double tile = double(Bk::MR * Bk::NR) * double(K) / 16.0;
-    const double cost_n = double((np + nt - 1) / nt) * mp * tile +
-                          (share_a ? double(M) * K / nt : double(M) * K) +
+    const double cost_n = double((np + nt - 1) / nt) * mp * tile + double(M) * K / nt +
                           double((np + nt - 1) / nt) * Bk::NR * K;
-    const double cost_m = double((mp + nt - 1) / nt) * np * tile +
-                          (share_b ? double(N) * K / nt : double(N) * K) +
+    const double cost_m = double((mp + nt - 1) / nt) * np * tile + double(N) * K +
                           double((mp + nt - 1) / nt) * Bk::MR * K;
     split_n = cost_n < cost_m;
   }
-  const bool shared = split_n ? share_a : share_b;
-  T* Sp = nullptr;
-  if (shared)
-    Sp = static_cast<T*>(thread_workspace(
-        kPackSmall, sizeof(T) * K * (split_n ? mp * Bk::MR : np * Bk::NR)));
+  const bool shared = split_n && share_a;
+  T* Ap_all = shared ? static_cast<T*>(thread_workspace(kPackSmall, sizeof(T) * K * mp * Bk::MR))
+                     : nullptr;
   const int64_t unit = split_n ? Bk::NR : Bk::MR;
   const int64_t panels = split_n ? np : mp;
   bool failed = false;
@@ -451,28 +433,19 @@ void gemm(T* C, const T* A, const T* B, const T* bias, int64_t M, int64_t N, int
     const int64_t lo = min64(panels * t / n * unit, split_n ? N : M);
     const int64_t hi = min64(panels * (t + 1) / n * unit, split_n ? N : M);
     if (shared) {
-      const int64_t sp = split_n ? mp : np;  // panels of the shared side, split the same way
-      if (split_n)
-        pack_a_all(Sp, A, g, sp * t / n, sp * (t + 1) / n);
-      else
-        pack_b_all(Sp, B, g, sp * t / n, sp * (t + 1) / n);
+      pack_a_all(Ap_all, A, g, mp * t / n, mp * (t + 1) / n);
 #pragma omp barrier
-      // Pull the other threads' part into this core's caches now, many lines in flight:
-      // the micro-kernel's own stream would meet each line's cross-core latency in turn.
-      const int64_t per = (split_n ? Bk::MR : Bk::NR) * K;  // elements per packed panel
-      for (int64_t u = 0; u < n; ++u) {
-        if (u == t) continue;
-        const char* p0 = reinterpret_cast<const char*>(Sp + sp * u / n * per);
-        const char* p1 = reinterpret_cast<const char*>(Sp + sp * (u + 1) / n * per);
-        for (; p0 < p1; p0 += 64) __builtin_prefetch(p0);
-      }
+      // (Prefetching the other thread's half right after the barrier, to overlap its
+      // cross-core misses, measured no better: removed.)
     }
     if (lo < hi) {
       try {
-        if (split_n)
-          gemm_packed<T>(C, A, B, bias, g, 0, M, lo, hi, shared ? Sp : nullptr);
+        if (shared)
+          gemm_packed<T, true>(C, A, B, bias, g, 0, M, lo, hi, Ap_all);
+        else if (split_n)
+          gemm_packed<T>(C, A, B, bias, g, 0, M, lo, hi);
         else
-          gemm_packed<T>(C, A, B, bias, g, lo, hi, 0, N, nullptr, shared ? Sp : nullptr);
+          gemm_packed<T>(C, A, B, bias, g, lo, hi, 0, N);
       } catch (const std::bad_alloc&) {
 #pragma omp atomic write
         failed = true;
