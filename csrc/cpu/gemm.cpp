@@ -175,17 +175,43 @@ inline void micro_strided(int64_t kc, const T* a, int64_t a_rs, int64_t a_cs, co
 //    ld = 1024 floats: measured 6-9 cycles per element at 1024..2048, now ~1).
 
 // dst panels <- rows x[r*ld + k] for r < n, k < kc; `n` rows, padded to R-row panels.
+// On AVX2 full panels go through L x L register transposes (L = lanes): L rows x L k's are
+// loaded as L vectors, transposed, and each result vector holds L rows of one k. R = 16 (B^T
+// panels): two blocks, two aligned-size stores per k. R = 6 (A panels): the 6 rows plus 2 zero
+// vectors, and each k's 8-wide store overlaps the next k's slot (rewritten by the next store);
+// the last L k's of a panel go through the scalar loop so nothing is written past it.
 template <int R, typename T>
 void pack_strips(T* __restrict dst, const T* __restrict x, int64_t ld, int64_t n, int64_t kc) {
+  constexpr int L = Vec<T>::lanes;
+  using V = vec_t<T>;
   for (int64_t r0 = 0; r0 < n; r0 += R, dst += R * kc) {
     const int64_t rows = min64(R, n - r0);
     const T* src = x + r0 * ld;
+    int64_t k0 = 0;
+    if constexpr (Transpose<T>::kHasTranspose && (R % L == 0 || R < L)) {
+      if (rows == R) {
+        constexpr int G = R % L == 0 ? R / L : 1;  // blocks of L rows
+        const int64_t kend = R % L == 0 ? kc / L * L : (kc - 1) / L * L;
+        for (; k0 < kend; k0 += L) {
+#pragma GCC unroll 4
+          for (int gi = 0; gi < G; ++gi) {
+            V v[L];
+#pragma GCC unroll 8
+            for (int r = 0; r < L; ++r)
+              v[r] = gi * L + r < R ? vload(src + (gi * L + r) * ld + k0) : V{};
+            transpose_block(v);
+#pragma GCC unroll 8
+            for (int j = 0; j < L; ++j) vstore(dst + (k0 + j) * R + gi * L, v[j]);
+          }
+        }
+      }
+    }
     for (int r = 0; r < R; ++r) {
       if (r < rows) {
         const T* row = src + r * ld;
-        for (int64_t k = 0; k < kc; ++k) dst[k * R + r] = row[k];
+        for (int64_t k = k0; k < kc; ++k) dst[k * R + r] = row[k];
       } else {
-        for (int64_t k = 0; k < kc; ++k) dst[k * R + r] = T(0);
+        for (int64_t k = k0; k < kc; ++k) dst[k * R + r] = T(0);
       }
     }
   }
@@ -255,13 +281,19 @@ inline int64_t k_step(int64_t K) {
 // B is read in place (only its ragged last panel packed) when it is not transposed and the slab
 // has few rows: packing costs ~0.5-1 cycle per element of B, while each element then feeds only
 // 2*M flops (M/16 cycles at peak), so below kInPlaceBMaxM rows the copy does not pay for itself.
-template <typename T>
+// kPrePackedA: op(A) was packed whole beforehand (every K block, see pack_a_all) into Ap_all,
+// shared by the threads; then m0..m1 is 0..M <= MC. A template parameter so the usual path's
+// inner loops compile exactly as before (a runtime pointer test cost dW2 1-thread 82 -> 77 GF/s).
+template <typename T, bool kPrePackedA = false>
 void gemm_packed(T* C, const T* A, const T* B, const T* bias, const GemmArgs& g, int64_t m0,
-                 int64_t m1, int64_t n0, int64_t n1) {
+                 int64_t m1, int64_t n0, int64_t n1, const T* Ap_all = nullptr) {
   using Bk = Blocking<T>;
   const bool b_in_place = !g.trans_b && m1 - m0 <= kInPlaceBMaxM;
   const int64_t kstep = k_step<T>(g.K);
-  T* Ap = static_cast<T*>(thread_workspace(kPackA, sizeof(T) * Bk::MC * Bk::KC));
+  const int64_t Mpad = round_up(g.M, Bk::MR);
+  T* Ap = kPrePackedA
+              ? nullptr
+              : static_cast<T*>(thread_workspace(kPackA, sizeof(T) * Bk::MC * Bk::KC));
   T* Bp = static_cast<T*>(
       thread_workspace(kPackB, sizeof(T) * Bk::KC * round_up(min64(Bk::NC, n1 - n0), Bk::NR)));
   for (int64_t jc = n0; jc < n1; jc += Bk::NC) {
@@ -276,7 +308,8 @@ void gemm_packed(T* C, const T* A, const T* B, const T* bias, const GemmArgs& g,
                nc - nc_direct);
       for (int64_t ic = m0; ic < m1; ic += Bk::MC) {
         const int64_t mc = min64(Bk::MC, m1 - ic);
-        pack_a(Ap, op_at(A, g.lda, g.trans_a, ic, pc), g.lda, g.trans_a, mc, kc);
+        const T* Ablk = kPrePackedA ? Ap_all + pc * Mpad : Ap;
+        if (!kPrePackedA) pack_a(Ap, op_at(A, g.lda, g.trans_a, ic, pc), g.lda, g.trans_a, mc, kc);
         for (int64_t jr = 0; jr < nc; jr += Bk::NR) {
           const int64_t nr = min64(Bk::NR, nc - jr);
           const T* tile_bias = last && bias ? bias + jc + jr : nullptr;
@@ -284,13 +317,28 @@ void gemm_packed(T* C, const T* A, const T* B, const T* bias, const GemmArgs& g,
           const T* bpanel = direct ? B + pc * g.ldb + jc + jr : Bp + (jr - nc_direct) * kc;
           const int64_t bld = direct ? g.ldb : Bk::NR;
           for (int64_t ir = 0; ir < mc; ir += Bk::MR) {
-            micro_packed<T>(kc, Ap + ir * kc, bpanel, bld, C + (ic + ir) * g.ldc + jc + jr,
+            micro_packed<T>(kc, Ablk + ir * kc, bpanel, bld, C + (ic + ir) * g.ldc + jc + jr,
                             g.ldc, min64(Bk::MR, mc - ir), nr, accumulate, tile_bias,
                             last && g.relu);
           }
         }
       }
     }
+  }
+}
+
+// Packs panels [p0, p1) of op(A) (MR rows each, all of K) into Ap_all: K block pc at
+// Ap_all + pc*Mpad, panel p of it at + p*MR*kc (the layout gemm_packed reads with Ap_all).
+template <typename T>
+void pack_a_all(T* Ap_all, const T* A, const GemmArgs& g, int64_t p0, int64_t p1) {
+  using Bk = Blocking<T>;
+  const int64_t kstep = k_step<T>(g.K), Mpad = round_up(g.M, Bk::MR);
+  const int64_t r0 = p0 * Bk::MR, r1 = min64(p1 * Bk::MR, g.M);
+  if (r0 >= r1) return;
+  for (int64_t pc = 0; pc < g.K; pc += kstep) {
+    const int64_t kc = min64(kstep, g.K - pc);
+    pack_a(Ap_all + pc * Mpad + r0 * kc, op_at(A, g.lda, g.trans_a, r0, pc), g.lda, g.trans_a,
+           r1 - r0, kc);
   }
 }
 
@@ -351,22 +399,53 @@ void gemm(T* C, const T* A, const T* B, const T* bias, int64_t M, int64_t N, int
   const int nt = threads_for_work(2.0 * double(M) * double(N) * double(K));
   if (nt <= 1) return gemm_packed(C, A, B, bias, g, 0, M, 0, N);
 
-  // Split C into slabs along its longer side, in whole micro-panels.
-  const bool split_n = (N + Bk::NR - 1) / Bk::NR >= (M + Bk::MR - 1) / Bk::MR;
+  // Split C into slabs of whole micro-panels along N (each thread all rows) or M. When
+  // splitting N with M <= MC, every thread needs all of op(A): it is packed once, each thread
+  // packing half of its panels (all K blocks) into one shared buffer, then a barrier. Before,
+  // both threads packed it whole (at M = 64 ~10% of each thread's time). The side is chosen
+  // by an estimate in cycles: FMAs of the larger slab (16 lanes x FMA per cycle) + packing
+  // (~1 cycle per element; duplicated packing counted whole). 2 threads, GFLOP/s before ->
+  // after (with the vectorised strip packing): 64x784x256 133 -> 143, 64x256x784 139 -> 148,
+  // 64x256x128 124 -> 142 (it was split along M: 5 vs 6 row panels), 64x128x256 124 -> 144.
+  // Sharing op(B) the same way when splitting M was slower at K = 64 (784x64x256: 165 -> 160,
+  // 256x64x128: 149 -> 141 GFLOP/s): B is small there, and reading the other core's half
+  // costs more than packing it again.
+  const int64_t mp = (M + Bk::MR - 1) / Bk::MR, np = (N + Bk::NR - 1) / Bk::NR;
+  const bool share_a = M <= Bk::MC;
+  bool split_n = np >= mp;  // the plain rule when nothing is shared (2048^3 keeps its split)
+  if (share_a) {
+    const double tile = double(Bk::MR * Bk::NR) * double(K) / 16.0;
+    const double cost_n = double((np + nt - 1) / nt) * mp * tile + double(M) * K / nt +
+                          double((np + nt - 1) / nt) * Bk::NR * K;
+    const double cost_m = double((mp + nt - 1) / nt) * np * tile + double(N) * K +
+                          double((mp + nt - 1) / nt) * Bk::MR * K;
+    split_n = cost_n < cost_m;
+  }
+  const bool shared = split_n && share_a;
+  T* Ap_all = shared ? static_cast<T*>(thread_workspace(kPackSmall, sizeof(T) * K * mp * Bk::MR))
+                     : nullptr;
   const int64_t unit = split_n ? Bk::NR : Bk::MR;
-  const int64_t panels = ((split_n ? N : M) + unit - 1) / unit;
+  const int64_t panels = split_n ? np : mp;
   bool failed = false;
 #pragma omp parallel num_threads(nt)
   {
     const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
     const int64_t lo = min64(panels * t / n * unit, split_n ? N : M);
     const int64_t hi = min64(panels * (t + 1) / n * unit, split_n ? N : M);
+    if (shared) {
+      pack_a_all(Ap_all, A, g, mp * t / n, mp * (t + 1) / n);
+#pragma omp barrier
+      // (Prefetching the other thread's half right after the barrier, to overlap its
+      // cross-core misses, measured no better: removed.)
+    }
     if (lo < hi) {
       try {
-        if (split_n)
-          gemm_packed(C, A, B, bias, g, 0, M, lo, hi);
+        if (shared)
+          gemm_packed<T, true>(C, A, B, bias, g, 0, M, lo, hi, Ap_all);
+        else if (split_n)
+          gemm_packed<T>(C, A, B, bias, g, 0, M, lo, hi);
         else
-          gemm_packed(C, A, B, bias, g, lo, hi, 0, N);
+          gemm_packed<T>(C, A, B, bias, g, lo, hi, 0, N);
       } catch (const std::bad_alloc&) {
 #pragma omp atomic write
         failed = true;

@@ -48,6 +48,52 @@ inline vec_t<T> vmax0(vec_t<T> v) {
   return v > 0 ? v : vec_t<T>{};
 }
 
+// In-register transpose of an L x L block (L = Vec<T>::lanes): r[i][j] -> r[j][i]. Only on
+// AVX2 (8 floats / 4 doubles), where the shuffles below are exactly vunpck{l,h}p{s,d},
+// vshufps and vperm2f128; elsewhere kHasTranspose is false and callers copy element-wise.
+template <typename T>
+struct Transpose {
+  static constexpr bool kHasTranspose = DLFAST_VEC_BYTES == 32;
+};
+#if DLFAST_VEC_BYTES == 32
+typedef int32_t vi32x8 __attribute__((vector_size(32)));
+typedef int64_t vi64x4 __attribute__((vector_size(32)));
+inline void transpose_block(vec_t<float> (&r)[8]) {
+  using V = vec_t<float>;
+  const vi32x8 lo{0, 8, 1, 9, 4, 12, 5, 13}, hi{2, 10, 3, 11, 6, 14, 7, 15};
+  const vi32x8 s_lo{0, 1, 8, 9, 4, 5, 12, 13}, s_hi{2, 3, 10, 11, 6, 7, 14, 15};
+  const vi32x8 p_lo{0, 1, 2, 3, 8, 9, 10, 11}, p_hi{4, 5, 6, 7, 12, 13, 14, 15};
+  V t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = __builtin_shuffle(r[2 * i], r[2 * i + 1], lo);
+    t[2 * i + 1] = __builtin_shuffle(r[2 * i], r[2 * i + 1], hi);
+  }
+  for (int h = 0; h < 2; ++h) {  // rows 0-3 (h=0) and 4-7 (h=1)
+    u[4 * h + 0] = __builtin_shuffle(t[4 * h], t[4 * h + 2], s_lo);
+    u[4 * h + 1] = __builtin_shuffle(t[4 * h], t[4 * h + 2], s_hi);
+    u[4 * h + 2] = __builtin_shuffle(t[4 * h + 1], t[4 * h + 3], s_lo);
+    u[4 * h + 3] = __builtin_shuffle(t[4 * h + 1], t[4 * h + 3], s_hi);
+  }
+  for (int j = 0; j < 4; ++j) {
+    r[j] = __builtin_shuffle(u[j], u[4 + j], p_lo);
+    r[4 + j] = __builtin_shuffle(u[j], u[4 + j], p_hi);
+  }
+}
+inline void transpose_block(vec_t<double> (&r)[4]) {
+  using V = vec_t<double>;
+  const vi64x4 lo{0, 4, 2, 6}, hi{1, 5, 3, 7}, p_lo{0, 1, 4, 5}, p_hi{2, 3, 6, 7};
+  V t0 = __builtin_shuffle(r[0], r[1], lo), t1 = __builtin_shuffle(r[0], r[1], hi);
+  V t2 = __builtin_shuffle(r[2], r[3], lo), t3 = __builtin_shuffle(r[2], r[3], hi);
+  r[0] = __builtin_shuffle(t0, t2, p_lo);
+  r[1] = __builtin_shuffle(t1, t3, p_lo);
+  r[2] = __builtin_shuffle(t0, t2, p_hi);
+  r[3] = __builtin_shuffle(t1, t3, p_hi);
+}
+#else
+template <typename T>
+inline void transpose_block(vec_t<T> (&)[Vec<T>::lanes]) {}
+#endif
+
 }  // namespace
 }  // namespace DLFAST_ISA
 }  // namespace dlfast
