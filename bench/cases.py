@@ -279,10 +279,10 @@ def iris_breakdown(time_fn):
             "train_on_batch (total)": lambda: model.train_on_batch(x, y),
             "input checks (_prepare_x/_prepare_y)": lambda: model._prepare_y(
                 y, model._prepare_x(x).shape[0]),
-            "zero_grad (fill flat grads)": lambda: [g.fill(0) for g in grads],
             "forward (_head_forward)": lambda: model._head_forward(x, True),
             "loss + grad (_core.loss)": lambda: _core.loss(code, y, out, fused, True),
-            "backward (call_backward)": lambda: model.call_backward(dout, need_dx=False),
+            "backward (call_backward, writes grads)": lambda: model.call_backward(
+                dout, need_dx=False, accumulate=False),
             "optimizer (optimizer.apply)": lambda: opt.apply(grads, weights),
         }
         h, last = x, len(model.layers) - 1
@@ -296,8 +296,8 @@ def iris_breakdown(time_fn):
         for layer in reversed(model.layers):
             need_dx = layer is not model.layers[0]
             parts[f"  backward {desc(layer)}"] = (
-                lambda l=layer, d=dy, n=need_dx: l.call_backward(d, need_dx=n))
-            dy = layer.call_backward(dy, need_dx=need_dx)
+                lambda l=layer, d=dy, n=need_dx: l.call_backward(d, n, False))
+            dy = layer.call_backward(dy, need_dx, False)
     except AttributeError as e:
         return {"unavailable": str(e)}
     return {k: time_fn(fn) for k, fn in parts.items()}
