@@ -31,18 +31,20 @@ inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 
 // Register tile MR x (NV vectors) and cache blocks per ISA and dtype. MR*NV accumulators +
 // NV loads of B + one broadcast of A must fit the register file (16 ymm/xmm, 32 zmm).
-// KC: a kc x NR panel of B fills about half of L1 (32 KiB); MC: an mc x kc block of A stays in
-// L2 (512 KiB per core here); NC: a kc x nc panel of B stays in L3.
-// AVX2 float: 6 x 16 tile (12 ymm accumulators), KC=256 (B micro-panel 16 KiB), MC=144 (A block
-// 144 KiB), the values BLIS uses for Haswell/Zen. On the 2-core Zen3 this gives 90-91 GFLOP/s
-// per thread at 1024..2048 (OpenBLAS 93-96, side by side); not re-tuned beyond that.
-// AVX-512: 14 x 32 (28 zmm accumulators + 2 B + 1 broadcast = 31 of 32 registers); untested here.
+// KC: a kc x NR panel of B stays in L1 (32 KiB); MC: an mc x kc block of A stays in L2
+// (512 KiB per core here); NC: a kc x nc panel of B stays in L3.
+// AVX2 float: 6 x 16 tile (12 ymm accumulators), MC=144, KC=384 (B micro-panel 24 KiB, A block
+// 216 KiB). KC was 256 (BLIS's Haswell value); 384 measured better at the Dense shapes on the
+// 2-core Zen3, 2 threads, same process, medians: x(64x784)@W(784x256) 194 -> 169 us,
+// 64x256@256x128 37 -> 29 us, 2048^3 unchanged (94 ms); 320 and 448-512 were no better.
+// AVX-512: 14 x 32 (28 zmm accumulators + 2 B + 1 broadcast = 31 of 32 registers), KC=256 so
+// its 32 KiB B micro-panel still fits L1; untested here (no AVX-512 on this machine).
 template <typename T>
 struct Blocking {
   static constexpr int MR = DLFAST_VEC_BYTES == 64 ? 14 : 6;
   static constexpr int NV = 2;
   static constexpr int NR = NV * Vec<T>::lanes;
-  static constexpr int64_t KC = 256;
+  static constexpr int64_t KC = DLFAST_VEC_BYTES == 64 ? 256 : 384;
   static constexpr int64_t MC = MR * (sizeof(T) == 4 ? 24 : 16);
   static constexpr int64_t NC = 3072;
 };
@@ -268,7 +270,7 @@ inline const T* op_at(const T* X, int64_t ld, bool trans, int64_t r, int64_t c) 
   return trans ? X + c * ld + r : X + r * ld + c;
 }
 
-// The reduction is cut into equal blocks of at most KC (K = 784: 4 x 196, not 3 x 256 + 16,
+// The reduction is cut into equal blocks of at most KC (with KC = 256, K = 784 is 4 x 196, not 3 x 256 + 16,
 // whose last short block pays a full pass of C loads and stores for little work). Depends on K
 // only, so every thread count sums in the same order.
 template <typename T>
