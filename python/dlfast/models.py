@@ -8,7 +8,7 @@ final softmax/sigmoid into the cross-entropy (from logits: stable, and one pass 
 
 import numpy as np
 
-from . import _random, callbacks as callbacks_module, losses as losses_module
+from . import _core, _random, callbacks as callbacks_module, losses as losses_module
 from . import metrics as metrics_module, optimizers as optimizers_module
 from ._progress import EpochProgress
 from .layers.base import Layer, normalize_shape, to_array
@@ -243,16 +243,11 @@ class Sequential(Layer):
         """Forward, loss and its gradient, backward (writing the gradients, so there is no
         zero_grad pass), one optimizer step."""
         out = self._head_forward(x, True)
-        loss, dout = self._loss_kernel(LOSSES[self.loss.kernel_name], y, out,
+        loss, dout = _core.loss(LOSSES[self.loss.kernel_name], y, out,
                                        self._head_fused or self.loss.from_logits, True)
         self.call_backward(dout, need_dx=False, accumulate=False)
         self.optimizer.apply(self._flat_grads, self._flat_weights)
         return loss, out
-
-    @staticmethod
-    def _loss_kernel(*args):
-        from . import _core
-        return _core.loss(*args)
 
     def train_on_batch(self, x, y):
         """One optimizer step on one batch; returns the batch's loss (before the step)."""
@@ -333,7 +328,7 @@ class Sequential(Layer):
         for lo in range(0, n, batch_size):
             hi = min(n, lo + batch_size)
             out = self._head_forward(x[lo:hi], False)
-            loss, _ = self._loss_kernel(code, y[lo:hi], out,
+            loss, _ = _core.loss(code, y[lo:hi], out,
                                         self._head_fused or self.loss.from_logits, False)
             total += loss * (hi - lo)
             for i, m in enumerate(self.metrics):
