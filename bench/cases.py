@@ -277,8 +277,8 @@ def iris_breakdown(time_fn):
         grads, weights, opt = model._flat_grads, model._flat_weights, model.optimizer
         parts = {
             "train_on_batch (total)": lambda: model.train_on_batch(x, y),
-            "input checks (_prepare_x/_prepare_y)": lambda: model._prepare_y(
-                y, model._prepare_x(x).shape[0]),
+            "input checks (check_input/_prepare_y)": lambda: model._prepare_y(
+                y, model.check_input(x).shape[0]),
             "forward (_head_forward)": lambda: model._head_forward(x, True),
             "loss + grad (_core.loss)": lambda: _core.loss(code, y, out, fused, True),
             "backward (call_backward, writes grads)": lambda: model.call_backward(

@@ -147,12 +147,12 @@ class Sequential(Layer):
         self._flat_grads = [g for _, g in self._flat]
 
     # --- forward / backward (a model is a layer) ------------------------------------------
-    def check_input(self, x):
-        if not self.built and self.input_shape is None:
-            x = to_array(x, self.dtype, self.name, "input")
+    def check_input(self, x, what="input"):
+        if not self.built and self.input_shape is None:  # build from the first data seen
+            x = to_array(x, self.dtype, self.name, what)
             self.build(x.shape[1:])
         self._ensure_built()
-        return super().check_input(x)
+        return super().check_input(x, what)
 
     def call_forward(self, x, training):
         for layer in self.layers:
@@ -205,13 +205,6 @@ class Sequential(Layer):
             x = layers[k].call_forward(x, training)
         return layers[-1].call_forward(x, training, act=0)
 
-    def _prepare_x(self, x, what="x"):
-        if not self.built and self.input_shape is None:
-            x = to_array(x, self.dtype, self.name, what)
-            self.build(x.shape[1:])
-        self._ensure_built()
-        return Layer.check_input(self, x)
-
     def _prepare_y(self, y, n, what="y"):
         name = self.loss.kernel_name
         if name == "sparse_categorical_crossentropy":
@@ -244,7 +237,7 @@ class Sequential(Layer):
         zero_grad pass), one optimizer step."""
         out = self._head_forward(x, True)
         loss, dout = _core.loss(LOSSES[self.loss.kernel_name], y, out,
-                                       self._head_fused or self.loss.from_logits, True)
+                                self._head_fused or self.loss.from_logits, True)
         self.call_backward(dout, need_dx=False, accumulate=False)
         self.optimizer.apply(self._flat_grads, self._flat_weights)
         return loss, out
@@ -252,7 +245,7 @@ class Sequential(Layer):
     def train_on_batch(self, x, y):
         """One optimizer step on one batch; returns the batch's loss (before the step)."""
         self._require_compiled("train_on_batch")
-        x = self._prepare_x(x)
+        x = self.check_input(x)
         y = self._prepare_y(y, x.shape[0])
         return float(self._train_step(x, y)[0])
 
@@ -261,7 +254,7 @@ class Sequential(Layer):
         self._require_compiled("fit")
         batch_size = _positive_int(batch_size, "batch_size")
         epochs = int(epochs)
-        x = self._prepare_x(x)
+        x = self.check_input(x)
         y = self._prepare_y(y, x.shape[0])
         if not 0.0 <= validation_split < 1.0:
             raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split}")
@@ -274,7 +267,7 @@ class Sequential(Layer):
         if validation_data is not None:
             if len(validation_data) != 2:
                 raise ValueError("fit: validation_data must be a tuple (x_val, y_val)")
-            xv = self._prepare_x(validation_data[0], "validation x")
+            xv = self.check_input(validation_data[0], "validation input")
             yv = self._prepare_y(validation_data[1], xv.shape[0], "validation y")
         n = x.shape[0]
         if n == 0:
@@ -328,8 +321,8 @@ class Sequential(Layer):
         for lo in range(0, n, batch_size):
             hi = min(n, lo + batch_size)
             out = self._head_forward(x[lo:hi], False)
-            loss, _ = _core.loss(code, y[lo:hi], out,
-                                        self._head_fused or self.loss.from_logits, False)
+            loss, _ = _core.loss(code, y[lo:hi], out, self._head_fused or self.loss.from_logits,
+                                 False)
             total += loss * (hi - lo)
             for i, m in enumerate(self.metrics):
                 correct[i] += m.correct(y[lo:hi], out, self._head_fused)
@@ -342,7 +335,7 @@ class Sequential(Layer):
         """The loss (and metrics) over (x, y): a float without metrics, else [loss, ...]."""
         self._require_compiled("evaluate")
         batch_size = _positive_int(batch_size, "batch_size")
-        x = self._prepare_x(x)
+        x = self.check_input(x)
         y = self._prepare_y(y, x.shape[0])
         logs = self._evaluate_prepared(x, y, batch_size)
         if verbose:
@@ -355,7 +348,7 @@ class Sequential(Layer):
     def predict(self, x, batch_size=32, verbose=0):
         """The model's outputs for x, computed in batches (inference mode)."""
         batch_size = _positive_int(batch_size, "batch_size")
-        x = self._prepare_x(x)
+        x = self.check_input(x)
         outs = [self.call_forward(x[lo:lo + batch_size], False)
                 for lo in range(0, x.shape[0], batch_size)]
         if not outs:

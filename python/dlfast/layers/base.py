@@ -105,13 +105,13 @@ class Layer:
         uses that instead of zeroing them first)."""
         raise NotImplementedError
 
-    def check_input(self, x):
+    def check_input(self, x, what="input"):
         """x as a C-contiguous array of this layer's dtype with a batch axis and the built
         shape after it (builds the layer on first use)."""
         if type(x) is not np.ndarray or x.dtype != self.dtype or not x.flags.c_contiguous:
-            x = to_array(x, self.dtype, self.name, "input")
+            x = to_array(x, self.dtype, self.name, what)
         if x.ndim < 1:
-            raise ValueError(f"{self.name}: input must have a batch axis, got a scalar")
+            raise ValueError(f"{self.name}: {what} must have a batch axis, got a scalar")
         if not self.built:
             self.build(x.shape[1:])
         elif x.shape[1:] != self.input_shape and not self._shape_matches(x.shape[1:]):
