@@ -57,6 +57,8 @@ void bind_dense(py::module_& m);
 void bind_activation(py::module_& m);
 void bind_loss(py::module_& m);
 void bind_optimizer(py::module_& m);
+void bind_conv(py::module_& m);
+void bind_pool(py::module_& m);
 
 }  // namespace bind
 }  // namespace dlfast

@@ -38,4 +38,6 @@ PYBIND11_MODULE(_core, m) {
   bind::bind_activation(m);
   bind::bind_loss(m);
   bind::bind_optimizer(m);
+  bind::bind_conv(m);
+  bind::bind_pool(m);
 }

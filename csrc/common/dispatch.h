@@ -18,6 +18,29 @@ enum class Loss : int {
   sparse_categorical_crossentropy = 3,
 };
 
+// 2-D convolution on NHWC input with an HWIO kernel (TensorFlow/Keras layouts):
+// x[N,H,W,C], w[R,S,C,K], b[K], y[N,P,Q,K]. Output pixel (p,q) reads input rows
+// p*stride_h - pad_top + r*dil_h (r < R) and columns q*stride_w - pad_left + s*dil_w (s < S);
+// reads outside the input are zeros. The bindings derive P, Q and the pads from 'valid'/'same'.
+struct Conv2dShape {
+  int64_t N, H, W, C;
+  int64_t R, S, K;
+  int64_t P, Q;
+  int64_t stride_h, stride_w, dil_h, dil_w;
+  int64_t pad_top, pad_left;
+};
+
+// 2-D pooling on NHWC input: x[N,H,W,C] -> y[N,P,Q,C], window R x S, same index arithmetic as
+// Conv2dShape (no dilation). Max pooling pads with -inf; average pooling divides by the number
+// of window cells inside the input (padding excluded, as TensorFlow).
+struct Pool2dShape {
+  int64_t N, H, W, C;
+  int64_t R, S;
+  int64_t P, Q;
+  int64_t stride_h, stride_w;
+  int64_t pad_top, pad_left;
+};
+
 template <typename T>
 struct KernelTable {
   // C[M,N] (= or +=) op(A)[M,K] . op(B)[K,N], then + bias[N] on every row, then ReLU if asked.
@@ -47,6 +70,19 @@ struct KernelTable {
   // plain: w -= lr*g; momentum: v = m*v - lr*g, w += v (Nesterov: w += m*v - lr*g).
   void (*sgd_update)(T* w, T* v, const T* g, int64_t n, T lr, T momentum, bool nesterov,
                      T weight_decay);
+
+  // y = act(conv2d(x, w) + b); b may be null.
+  void (*conv2d_forward)(T* y, const T* x, const T* w, const T* b, const Conv2dShape& s,
+                         Activation act);
+  // dz = dy * act'(y); dw (+= or =) and db (+= or =, may be null) from dz and x;
+  // dx (=, may be null) from dz and w. y is the forward output (unused for linear).
+  void (*conv2d_backward)(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const T* y,
+                          const Conv2dShape& s, Activation act, bool accumulate);
+  void (*maxpool2d_forward)(T* y, const T* x, const Pool2dShape& s);
+  // dx (=) routes each dy to the (first) max of its window, recomputed from x.
+  void (*maxpool2d_backward)(T* dx, const T* dy, const T* x, const Pool2dShape& s);
+  void (*avgpool2d_forward)(T* y, const T* x, const Pool2dShape& s);
+  void (*avgpool2d_backward)(T* dx, const T* dy, const Pool2dShape& s);
 };
 
 template <typename T>

@@ -28,6 +28,20 @@ double loss_forward_backward(T* grad, const T* y_pred, const T* target, const in
 template <typename T>
 void sgd_update(T* w, T* v, const T* g, int64_t n, T lr, T momentum, bool nesterov,
                 T weight_decay);
+template <typename T>
+void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dShape& s,
+                    Activation act);
+template <typename T>
+void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const T* y,
+                     const Conv2dShape& s, Activation act, bool accumulate);
+template <typename T>
+void maxpool2d_forward(T* y, const T* x, const Pool2dShape& s);
+template <typename T>
+void maxpool2d_backward(T* dx, const T* dy, const T* x, const Pool2dShape& s);
+template <typename T>
+void avgpool2d_forward(T* y, const T* x, const Pool2dShape& s);
+template <typename T>
+void avgpool2d_backward(T* dx, const T* dy, const Pool2dShape& s);
 
 }  // namespace DLFAST_ISA
 }  // namespace dlfast

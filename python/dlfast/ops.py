@@ -198,3 +198,132 @@ def sgd_update(weights, grads, velocities=None, learning_rate=0.01, momentum=0.0
     _core.sgd_update(list(weights), list(grads), None if velocities is None else list(velocities),
                      float(learning_rate), float(momentum), bool(nesterov),
                      float(weight_decay or 0.0))
+
+
+# --- convolution and pooling (NHWC input, HWIO kernels; Keras/TensorFlow conventions) ----
+
+__all__ += ["conv2d_forward", "conv2d_backward", "maxpool2d_forward", "maxpool2d_backward",
+            "avgpool2d_forward", "avgpool2d_backward", "global_avgpool2d_forward",
+            "global_avgpool2d_backward", "pair", "conv_output_length"]
+
+
+def pair(value, what, fn):
+    """An int or a pair of ints as a pair of positive ints (Keras's kernel_size/strides)."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        value = (int(value), int(value))
+    try:
+        a, b = (int(v) for v in value)
+        if any(isinstance(v, bool) or int(v) != v for v in value):
+            raise TypeError
+    except (TypeError, ValueError):
+        raise ValueError(f"{fn}: {what} must be an int or a pair of ints, got {value!r}") from None
+    if a <= 0 or b <= 0:
+        raise ValueError(f"{fn}: {what} must be positive, got {value!r}")
+    return a, b
+
+
+def padding_name(padding, fn):
+    p = padding.lower() if isinstance(padding, str) else padding
+    if p not in ("valid", "same"):
+        raise ValueError(f"{fn}: padding must be 'valid' or 'same', got {padding!r}")
+    return p
+
+
+def conv_output_length(n, k, stride, dilation, padding):
+    """Output length along one axis, TensorFlow's arithmetic: 'valid' ceil((n - (k-1)d) / s),
+    'same' ceil(n / s); None when a 'valid' window does not fit."""
+    span = (k - 1) * dilation + 1
+    if padding == "same":
+        return -(-n // stride)
+    return None if n < span else (n - span) // stride + 1
+
+
+def conv2d_forward(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1,
+                   activation="linear"):
+    """y = activation(conv2d(x, kernel) + bias); x (N, H, W, C), kernel (R, S, C, K),
+    bias (K,) -> y (N, P, Q, K)."""
+    fn = "conv2d_forward"
+    x = as_float_array(x, fn, "x")
+    kernel, bias = _same_dtype(fn, x, kernel=kernel, bias=bias)
+    return _core.conv2d_forward(x, kernel, bias, pair(strides, "strides", fn),
+                                padding_name(padding, fn), pair(dilation_rate, "dilation_rate", fn),
+                                activation_code(activation, fn))
+
+
+def conv2d_backward(dy, x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1,
+                    activation="linear", y=None):
+    """Gradients of :func:`conv2d_forward`: returns ``(dx, dkernel, dbias)`` (dbias None
+    without a bias). ``y`` is the forward output; it is recomputed when needed and not given."""
+    fn = "conv2d_backward"
+    dy = as_float_array(dy, fn, "dy")
+    x, kernel, bias, y = _same_dtype(fn, dy, x=x, kernel=kernel, bias=bias, y=y)
+    code = activation_code(activation, fn)
+    strides, dilation = pair(strides, "strides", fn), pair(dilation_rate, "dilation_rate", fn)
+    padding = padding_name(padding, fn)
+    if y is None and code != 0:
+        y = _core.conv2d_forward(x, kernel, bias, strides, padding, dilation, code)
+    dkernel = np.zeros_like(kernel)
+    dbias = None if bias is None else np.zeros_like(bias)
+    dx = _core.conv2d_backward(dy, x, kernel, y, strides, padding, dilation, code, dkernel, dbias,
+                               True, True)
+    return dx, dkernel, dbias
+
+
+def _pool_args(fn, pool_size, strides, padding):
+    pool = pair(pool_size, "pool_size", fn)
+    return pool, pool if strides is None else pair(strides, "strides", fn), padding_name(padding, fn)
+
+
+def maxpool2d_forward(x, pool_size=2, strides=None, padding="valid"):
+    """Max over each pool window of x (N, H, W, C); 'same' pads with -inf."""
+    fn = "maxpool2d_forward"
+    return _core.maxpool2d_forward(as_float_array(x, fn, "x"), *_pool_args(fn, pool_size, strides,
+                                                                          padding))
+
+
+def maxpool2d_backward(dy, x, pool_size=2, strides=None, padding="valid"):
+    """dx: each dy goes to the first maximum of its window (recomputed from x)."""
+    fn = "maxpool2d_backward"
+    dy = as_float_array(dy, fn, "dy")
+    (x,) = _same_dtype(fn, dy, x=x)
+    return _core.maxpool2d_backward(dy, x, *_pool_args(fn, pool_size, strides, padding))
+
+
+def avgpool2d_forward(x, pool_size=2, strides=None, padding="valid"):
+    """Mean over each pool window of x (N, H, W, C); cells in the padding are not counted."""
+    fn = "avgpool2d_forward"
+    return _core.avgpool2d_forward(as_float_array(x, fn, "x"), *_pool_args(fn, pool_size, strides,
+                                                                          padding))
+
+
+def avgpool2d_backward(dy, x, pool_size=2, strides=None, padding="valid"):
+    """dx: each dy spread evenly over the input cells of its window. x gives the input shape."""
+    fn = "avgpool2d_backward"
+    dy = as_float_array(dy, fn, "dy")
+    x = np.asarray(x)
+    if x.ndim != 4:
+        raise ValueError(f"{fn}: argument 'x' must be 4-D (N, H, W, C), got shape {x.shape}")
+    return _core.avgpool2d_backward(dy, tuple(int(d) for d in x.shape),
+                                    *_pool_args(fn, pool_size, strides, padding))
+
+
+def global_avgpool2d_forward(x):
+    """Mean over H and W: x (N, H, W, C) -> (N, C)."""
+    fn = "global_avgpool2d_forward"
+    x = as_float_array(x, fn, "x")
+    if x.ndim != 4:
+        raise ValueError(f"{fn}: argument 'x' must be 4-D (N, H, W, C), got shape {x.shape}")
+    n, h, w, c = x.shape
+    return _core.avgpool2d_forward(x, (h, w), (h, w), "valid").reshape(n, c)
+
+
+def global_avgpool2d_backward(dy, x):
+    """dx (N, H, W, C) = dy (N, C) / (H * W) at every position."""
+    fn = "global_avgpool2d_backward"
+    dy = as_float_array(dy, fn, "dy")
+    x = np.asarray(x)
+    if x.ndim != 4 or dy.shape != (x.shape[0], x.shape[3]):
+        raise ValueError(f"{fn}: expected x (N, H, W, C) and dy (N, C), got x {x.shape} and "
+                         f"dy {dy.shape}")
+    n, h, w, c = x.shape
+    return _core.avgpool2d_backward(dy.reshape(n, 1, 1, c), (n, h, w, c), (h, w), (h, w), "valid")
