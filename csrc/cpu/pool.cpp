@@ -89,18 +89,19 @@ void max_window_backward(T* dxn, const T* xn, const T* dyq, const Pool2dShape& s
   for (int64_t h = hs.lo; h < hs.hi; ++h)
     for (int64_t w = ws.lo; w < ws.hi; ++w) {
       const T* __restrict xc = xn + (h * s.W + w) * s.C + c0;
-      for (int64_t c = 0; c < cb; ++c) m[c] = xc[c] > m[c] ? xc[c] : m[c];
+      for (int64_t c = 0; c < cb; ++c) {
+        const T v = xc[c], cur = m[c];
+        m[c] = v > cur ? v : cur;
+      }
     }
   for (int64_t h = hs.lo; h < hs.hi; ++h)
     for (int64_t w = ws.lo; w < ws.hi; ++w) {
       const int64_t off = (h * s.W + w) * s.C + c0;
       const T* __restrict xc = xn + off;
       T* __restrict dxc = dxn + off;
-      for (int64_t c = 0; c < cb; ++c) {
-        const bool hit = xc[c] == m[c];
-        dxc[c] += hit ? pending[c] : T(0);
-        pending[c] = hit ? T(0) : pending[c];
-      }
+      // Two loops: GCC (trapping math) if-converts each select alone, not the pair.
+      for (int64_t c = 0; c < cb; ++c) dxc[c] += xc[c] == m[c] ? pending[c] : T(0);
+      for (int64_t c = 0; c < cb; ++c) pending[c] = xc[c] == m[c] ? T(0) : pending[c];
     }
 }
 
