@@ -1,18 +1,191 @@
-// 2-D pooling on NHWC, compiled once per ISA (see kernels.h). NOT IMPLEMENTED YET:
-// placeholders so the dispatch table links; the bindings do not expose them.
+// 2-D max and average pooling on NHWC, forward and backward, compiled once per ISA (see
+// kernels.h). Legend (Pool2dShape): x, dx [N,H,W,C]; y, dy [N,P,Q,C]; window R x S, strides
+// sh x sw, padding pt (top) / pl (left). Output cell (n,p,q) reads input rows
+// h = p*sh - pt + r (0 <= r < R) and columns w = q*sw - pl + s (0 <= s < S), only those inside
+// the input: max pooling treats the padding as -inf, average pooling divides by the number of
+// window cells inside the input (TensorFlow). The bindings choose P, Q, pt, pl with TF's 'same'
+// arithmetic, so every window holds at least one input cell; an empty window would give -inf
+// (max) or 0 (average).
+//
+// Vectorised over the channel axis C (contiguous in NHWC): every inner loop runs over c.
+// Forward: threads split the N*P output rows. Backward: windows overlap along h when sh < R,
+// so threads then split whole images (each owns its dx image); when sh >= R the dx rows of
+// different output rows are disjoint and threads split the N*P output rows. Either way no two
+// threads write the same dx element and the result does not depend on the thread count.
+#include <cstdint>
+#include <limits>
+
+#include "common/threading.h"
 #include "cpu/kernels.h"
+#include "cpu/parallel.h"
 
 namespace dlfast {
 namespace DLFAST_ISA {
+namespace {
+
+// Channels handled per pass by the backward kernels' stack buffers (window max and pending
+// gradient per channel): 2 x 256 doubles = 4 KiB, in L1.
+constexpr int64_t kChannelBlock = 256;
+
+inline int64_t clamp(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+// The input cells of one window along one axis: [lo, hi) of the input, clipped.
+struct Span {
+  int64_t lo, hi;
+};
+inline Span window_span(int64_t out, int64_t stride, int64_t pad, int64_t k, int64_t n) {
+  const int64_t start = out * stride - pad;
+  return {clamp(start, 0, n), clamp(start + k, 0, n)};
+}
+
+// Threads for one pooling pass: about one operation per window cell and channel.
+inline int pool_threads(const Pool2dShape& s) {
+  return threads_for_work(double(s.N) * double(s.P) * double(s.Q) * double(s.C) * double(s.R) *
+                          double(s.S));
+}
+
+// y[n,p,q,:] for the flattened output rows i = n*P + p in [lo, hi): max or mean of the window.
+template <typename T, bool kMax>
+void forward_rows(T* y, const T* x, const Pool2dShape& s, int64_t lo, int64_t hi) {
+  const int64_t C = s.C;
+  const T init = kMax ? -std::numeric_limits<T>::infinity() : T(0);
+  for (int64_t i = lo; i < hi; ++i) {
+    const int64_t n = i / s.P, p = i % s.P;
+    const Span hs = window_span(p, s.stride_h, s.pad_top, s.R, s.H);
+    const T* xn = x + n * s.H * s.W * C;
+    for (int64_t q = 0; q < s.Q; ++q) {
+      const Span ws = window_span(q, s.stride_w, s.pad_left, s.S, s.W);
+      T* __restrict yq = y + (i * s.Q + q) * C;
+      for (int64_t c = 0; c < C; ++c) yq[c] = init;
+      for (int64_t h = hs.lo; h < hs.hi; ++h)
+        for (int64_t w = ws.lo; w < ws.hi; ++w) {
+          const T* __restrict xc = xn + (h * s.W + w) * C;
+          if (kMax)
+            for (int64_t c = 0; c < C; ++c) yq[c] = xc[c] > yq[c] ? xc[c] : yq[c];
+          else
+            for (int64_t c = 0; c < C; ++c) yq[c] += xc[c];
+        }
+      if (!kMax) {
+        const int64_t count = (hs.hi - hs.lo) * (ws.hi - ws.lo);
+        const T inv = count > 0 ? T(1) / T(count) : T(0);
+        for (int64_t c = 0; c < C; ++c) yq[c] *= inv;
+      }
+    }
+  }
+}
+
+// Max backward for one window at (n, p, q), channels [c0, c0 + cb): dy goes to the first cell
+// (in (h, w) scan order) holding the window's maximum. Two passes over the window: the max,
+// then a branch-free scan where `pending` carries dy until the first cell equal to the max
+// takes it.
+template <typename T>
+void max_window_backward(T* dxn, const T* xn, const T* dyq, const Pool2dShape& s, Span hs,
+                         Span ws, int64_t c0, int64_t cb) {
+  T m[kChannelBlock], pending[kChannelBlock];
+  for (int64_t c = 0; c < cb; ++c) {
+    m[c] = -std::numeric_limits<T>::infinity();
+    pending[c] = dyq[c0 + c];
+  }
+  for (int64_t h = hs.lo; h < hs.hi; ++h)
+    for (int64_t w = ws.lo; w < ws.hi; ++w) {
+      const T* __restrict xc = xn + (h * s.W + w) * s.C + c0;
+      for (int64_t c = 0; c < cb; ++c) {
+        const T v = xc[c], cur = m[c];
+        m[c] = v > cur ? v : cur;
+      }
+    }
+  for (int64_t h = hs.lo; h < hs.hi; ++h)
+    for (int64_t w = ws.lo; w < ws.hi; ++w) {
+      const int64_t off = (h * s.W + w) * s.C + c0;
+      const T* __restrict xc = xn + off;
+      T* __restrict dxc = dxn + off;
+      // Two loops: GCC (trapping math) if-converts each select alone, not the pair.
+      for (int64_t c = 0; c < cb; ++c) dxc[c] += xc[c] == m[c] ? pending[c] : T(0);
+      for (int64_t c = 0; c < cb; ++c) pending[c] = xc[c] == m[c] ? T(0) : pending[c];
+    }
+}
+
+// dx rows of image n owned by output rows [plo, phi): zeroed, then every window of those rows
+// adds its gradient. Owned rows run from the first window's start (row 0 for p = 0) to the
+// next window's start (row H for p = P), so consecutive calls tile the image.
+template <typename T, bool kMax>
+void backward_rows(T* dx, const T* dy, const T* x, const Pool2dShape& s, int64_t n,
+                   int64_t plo, int64_t phi) {
+  const int64_t C = s.C, WC = s.W * C;
+  const int64_t h0 = plo == 0 ? 0 : clamp(plo * s.stride_h - s.pad_top, 0, s.H);
+  const int64_t h1 = phi == s.P ? s.H : clamp(phi * s.stride_h - s.pad_top, 0, s.H);
+  T* dxn = dx + n * s.H * WC;
+  const T* xn = kMax ? x + n * s.H * WC : nullptr;
+  for (int64_t j = h0 * WC; j < h1 * WC; ++j) dxn[j] = T(0);
+  for (int64_t p = plo; p < phi; ++p) {
+    const Span hs = window_span(p, s.stride_h, s.pad_top, s.R, s.H);
+    for (int64_t q = 0; q < s.Q; ++q) {
+      const Span ws = window_span(q, s.stride_w, s.pad_left, s.S, s.W);
+      const T* dyq = dy + ((n * s.P + p) * s.Q + q) * C;
+      if (kMax) {
+        for (int64_t c0 = 0; c0 < C; c0 += kChannelBlock)
+          max_window_backward(dxn, xn, dyq, s, hs, ws, c0,
+                              C - c0 < kChannelBlock ? C - c0 : kChannelBlock);
+      } else {
+        const int64_t count = (hs.hi - hs.lo) * (ws.hi - ws.lo);
+        if (count == 0) continue;
+        const T inv = T(1) / T(count);
+        for (int64_t h = hs.lo; h < hs.hi; ++h)
+          for (int64_t w = ws.lo; w < ws.hi; ++w) {
+            T* __restrict dxc = dxn + h * WC + w * C;
+            for (int64_t c = 0; c < C; ++c) dxc[c] += dyq[c] * inv;
+          }
+      }
+    }
+  }
+}
+
+template <typename T, bool kMax>
+void forward(T* y, const T* x, const Pool2dShape& s) {
+  parallel_ranges(s.N * s.P, pool_threads(s), [&](int64_t lo, int64_t hi) {
+    forward_rows<T, kMax>(y, x, s, lo, hi);
+  });
+}
+
+template <typename T, bool kMax>
+void backward(T* dx, const T* dy, const T* x, const Pool2dShape& s) {
+  const int threads = pool_threads(s);
+  if (s.P == 0) {  // no window: dx is all zero
+    for (int64_t j = 0; j < s.N * s.H * s.W * s.C; ++j) dx[j] = T(0);
+    return;
+  }
+  if (s.stride_h < s.R) {  // windows overlap along h: one thread per whole image
+    parallel_ranges(s.N, threads, [&](int64_t lo, int64_t hi) {
+      for (int64_t n = lo; n < hi; ++n) backward_rows<T, kMax>(dx, dy, x, s, n, 0, s.P);
+    });
+  } else {  // disjoint dx rows per output row
+    parallel_ranges(s.N * s.P, threads, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) {
+        const int64_t n = i / s.P, p = i % s.P;
+        backward_rows<T, kMax>(dx, dy, x, s, n, p, p + 1);
+      }
+    });
+  }
+}
+
+}  // namespace
 
 template <typename T>
-void maxpool2d_forward(T*, const T*, const Pool2dShape&) {}
+void maxpool2d_forward(T* y, const T* x, const Pool2dShape& s) {
+  forward<T, true>(y, x, s);
+}
 template <typename T>
-void maxpool2d_backward(T*, const T*, const T*, const Pool2dShape&) {}
+void maxpool2d_backward(T* dx, const T* dy, const T* x, const Pool2dShape& s) {
+  backward<T, true>(dx, dy, x, s);
+}
 template <typename T>
-void avgpool2d_forward(T*, const T*, const Pool2dShape&) {}
+void avgpool2d_forward(T* y, const T* x, const Pool2dShape& s) {
+  forward<T, false>(y, x, s);
+}
 template <typename T>
-void avgpool2d_backward(T*, const T*, const Pool2dShape&) {}
+void avgpool2d_backward(T* dx, const T* dy, const Pool2dShape& s) {
+  backward<T, false>(dx, dy, nullptr, s);
+}
 
 #define DLFAST_POOL_INSTANTIATE(T)                                                   \
   template void maxpool2d_forward<T>(T*, const T*, const Pool2dShape&);             \
