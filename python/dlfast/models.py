@@ -391,7 +391,16 @@ class Sequential(Layer):
         print_fn("_" * total)
 
     def count_params(self):
+        self._ensure_built()
         return int(sum(layer.count_params() for layer in self.layers))
+
+    def get_weights(self):
+        self._ensure_built()  # a model whose input shape is known builds on first use
+        return super().get_weights()
+
+    def set_weights(self, weights):
+        self._ensure_built()
+        super().set_weights(weights)
 
     def get_config(self):
         return {**super().get_config(), "input_shape": self.input_shape,
