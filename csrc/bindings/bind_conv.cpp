@@ -1,10 +1,184 @@
-// dlfast._core conv bindings: NOT IMPLEMENTED YET (nothing is exposed).
+// dlfast._core.conv2d_forward / conv2d_backward (see csrc/cpu/conv.cpp for the math).
+// x (N, H, W, C), kernel (R, S, C, K) HWIO, bias (K,), y and dy (N, P, Q, K). The output size
+// and the padding come from 'valid'/'same' with TensorFlow's arithmetic (conv_shape below).
+#include <string>
+#include <utility>
+
 #include "bindings/array_check.h"
+#include "common/dispatch.h"
 
 namespace dlfast {
 namespace bind {
 
-void bind_conv(py::module_&) {}
+Activation activation_arg(int code, const char* fn);  // bind_dense.cpp
+
+namespace {
+
+using Pair = std::pair<int64_t, int64_t>;
+
+// Keeps (k - 1) * d + 1 and (P - 1) * s far from int64 overflow for any array that fits memory.
+constexpr int64_t kMaxStep = int64_t(1) << 31;
+
+void check_step(const char* fn, const char* what, const Pair& v) {
+  for (int64_t e : {v.first, v.second})
+    if (e < 1 || e > kMaxStep)
+      throw py::value_error(std::string(fn) + ": " + what + " must be positive integers (>= 1), got (" +
+                            std::to_string(v.first) + ", " + std::to_string(v.second) + ")");
+}
+
+// Output length and padding before, along one axis (TensorFlow's arithmetic):
+//   'valid': out = floor((n - span) / s) + 1, span = (k - 1) * d + 1 (span <= n required)
+//   'same':  out = ceil(n / s), total pad = max((out - 1) * s + span - n, 0), before = total / 2
+void axis_shape(const char* fn, const char* axis, int64_t n, int64_t k, int64_t stride,
+                int64_t dil, bool same, int64_t* out, int64_t* pad_before) {
+  const int64_t span = (k - 1) * dil + 1;
+  if (same) {
+    *out = (n + stride - 1) / stride;
+    const int64_t total = (*out - 1) * stride + span - n;
+    *pad_before = total > 0 ? total / 2 : 0;
+    return;
+  }
+  if (span > n)
+    throw py::value_error(std::string(fn) + ": with padding='valid' the kernel " + axis + " " +
+                          std::to_string(k) + " at dilation " + std::to_string(dil) +
+                          " spans " + std::to_string(span) + " input " + axis +
+                          "s, more than the input " + axis + " " + std::to_string(n) +
+                          " (use padding='same' or a smaller kernel)");
+  *out = (n - span) / stride + 1;
+  *pad_before = 0;
+}
+
+template <typename T>
+struct ConvArgs {
+  Array<T> x, w;
+  Conv2dShape s;
+};
+
+// Checks x and kernel and derives the full shape from strides, padding and dilation.
+template <typename T>
+ConvArgs<T> conv_args(const char* fn, py::handle x_obj, py::handle w_obj, const Pair& strides,
+                      const std::string& padding, const Pair& dilation) {
+  check_step(fn, "strides", strides);
+  check_step(fn, "dilation", dilation);
+  if (padding != "valid" && padding != "same")
+    throw py::value_error(std::string(fn) + ": padding must be 'valid' or 'same', got '" +
+                          padding + "'");
+  ConvArgs<T> a{array_arg<T>(x_obj, fn, "x", 4), array_arg<T>(w_obj, fn, "kernel", 4), {}};
+  Conv2dShape& s = a.s;
+  s.N = a.x.dim(0), s.H = a.x.dim(1), s.W = a.x.dim(2), s.C = a.x.dim(3);
+  s.R = a.w.dim(0), s.S = a.w.dim(1), s.K = a.w.dim(3);
+  if (a.w.dim(2) != s.C)
+    throw py::value_error(std::string(fn) + ": 'x' has " + std::to_string(s.C) +
+                          " channels (shape " + shape_string(a.x.shape) + ") but 'kernel' " +
+                          "expects " + std::to_string(a.w.dim(2)) + " input channels (shape " +
+                          shape_string(a.w.shape) + ", HWIO)");
+  if (s.R < 1 || s.S < 1)
+    throw py::value_error(std::string(fn) + ": 'kernel' must have a nonzero height and width, "
+                          "got shape " + shape_string(a.w.shape));
+  s.stride_h = strides.first, s.stride_w = strides.second;
+  s.dil_h = dilation.first, s.dil_w = dilation.second;
+  const bool same = padding == "same";
+  axis_shape(fn, "height", s.H, s.R, s.stride_h, s.dil_h, same, &s.P, &s.pad_top);
+  axis_shape(fn, "width", s.W, s.S, s.stride_w, s.dil_w, same, &s.Q, &s.pad_left);
+  return a;
+}
+
+template <typename T>
+void expect_output_shape(const char* fn, const char* name, const Array<T>& a,
+                         const Conv2dShape& s) {
+  const std::vector<int64_t> want{s.N, s.P, s.Q, s.K};
+  if (a.shape != want)
+    throw py::value_error(std::string(fn) + ": '" + name + "' must have the output shape " +
+                          shape_string(want) + " (N, P, Q, K), got " + shape_string(a.shape));
+}
+
+py::object conv2d_forward(py::handle x_obj, py::handle w_obj, py::handle b_obj, Pair strides,
+                          std::string padding, Pair dilation, int act_code) {
+  const char* fn = "conv2d_forward";
+  const Activation act = activation_arg(act_code, fn);
+  return dispatch_float(float_type(x_obj, fn, "x"), [&](auto tag) -> py::object {
+    using T = decltype(tag);
+    const ConvArgs<T> a = conv_args<T>(fn, x_obj, w_obj, strides, padding, dilation);
+    const Conv2dShape s = a.s;
+    const T* b = nullptr;
+    if (!b_obj.is_none()) {
+      auto bv = array_arg<T>(b_obj, fn, "bias", 1);
+      expect_dim(fn, "bias.shape[0] (filters, kernel.shape[3])", bv.dim(0), s.K);
+      b = bv.data;
+    }
+    auto y = new_array<T>({s.N, s.P, s.Q, s.K});
+    T* yp = y.mutable_data();
+    {
+      py::gil_scoped_release nogil;
+      kernels<T>().conv2d_forward(yp, a.x.data, a.w.data, b, s, act);
+    }
+    return std::move(y);
+  });
+}
+
+py::object conv2d_backward(py::handle dy_obj, py::handle x_obj, py::handle w_obj,
+                           py::handle y_obj, Pair strides, std::string padding, Pair dilation,
+                           int act_code, py::handle dw_obj, py::handle db_obj, bool need_dx,
+                           bool accumulate) {
+  const char* fn = "conv2d_backward";
+  const Activation act = activation_arg(act_code, fn);
+  return dispatch_float(float_type(dy_obj, fn, "dy"), [&](auto tag) -> py::object {
+    using T = decltype(tag);
+    auto dy = array_arg<T>(dy_obj, fn, "dy", 4);
+    const ConvArgs<T> a = conv_args<T>(fn, x_obj, w_obj, strides, padding, dilation);
+    const Conv2dShape s = a.s;
+    expect_output_shape(fn, "dy", dy, s);
+    auto dw = array_arg<T>(dw_obj, fn, "dkernel", 4, true);
+    if (dw.shape != a.w.shape)
+      throw py::value_error(std::string(fn) + ": 'dkernel' must have the kernel's shape " +
+                            shape_string(a.w.shape) + ", got " + shape_string(dw.shape));
+    const T* y = nullptr;
+    if (act != Activation::linear) {
+      if (y_obj.is_none())
+        throw py::value_error(std::string(fn) + ": 'y' (the forward output) is required for a "
+                              "non-linear activation, got None");
+      auto yv = array_arg<T>(y_obj, fn, "y", 4);
+      expect_output_shape(fn, "y", yv, s);
+      y = yv.data;
+    }
+    T* db = nullptr;
+    if (!db_obj.is_none()) {
+      auto dbv = array_arg<T>(db_obj, fn, "dbias", 1, true);
+      expect_dim(fn, "dbias.shape[0] (filters, kernel.shape[3])", dbv.dim(0), s.K);
+      db = dbv.data;
+    }
+    py::object result = py::none();
+    T* dx = nullptr;
+    if (need_dx) {
+      auto dxa = new_array<T>({s.N, s.H, s.W, s.C});
+      dx = dxa.mutable_data();
+      result = std::move(dxa);
+    }
+    {
+      py::gil_scoped_release nogil;
+      kernels<T>().conv2d_backward(dx, dw.data, db, dy.data, a.x.data, a.w.data, y, s, act,
+                                   accumulate);
+    }
+    return result;
+  });
+}
+
+}  // namespace
+
+void bind_conv(py::module_& m) {
+  m.def("conv2d_forward", &conv2d_forward, py::arg("x"), py::arg("kernel"), py::arg("bias"),
+        py::arg("strides"), py::arg("padding"), py::arg("dilation"), py::arg("activation"),
+        "y = act(conv2d(x, kernel) + bias): x (N, H, W, C), kernel (R, S, C, K), bias (K,) or "
+        "None, strides and dilation (h, w), padding 'valid' or 'same' (TensorFlow's), "
+        "activation a code 0..4 -> y (N, P, Q, K).");
+  m.def("conv2d_backward", &conv2d_backward, py::arg("dy"), py::arg("x"), py::arg("kernel"),
+        py::arg("y"), py::arg("strides"), py::arg("padding"), py::arg("dilation"),
+        py::arg("activation"), py::arg("dkernel"), py::arg("dbias"), py::arg("need_dx") = true,
+        py::arg("accumulate") = true,
+        "Adds the kernel and bias gradients into dkernel and dbias (or writes them when "
+        "accumulate is False), with dz = dy * act'(y); returns dx (N, H, W, C), or None when "
+        "need_dx is False.");
+}
 
 }  // namespace bind
 }  // namespace dlfast

@@ -13,7 +13,16 @@ void set_num_threads(int n);
 int threads_for_work(double flops);
 
 // Workspace slots: each thread owns one growable, 64-byte-aligned buffer per slot.
-enum WorkspaceSlot : int { kPackA = 0, kPackB = 1, kPackSmall = 2, kDenseGrad = 3, kNumSlots = 4 };
+// kConvCol: conv2d's im2col / dcol chunk; kConvGrad: conv2d_backward's dz = dy * act'(y).
+enum WorkspaceSlot : int {
+  kPackA = 0,
+  kPackB = 1,
+  kPackSmall = 2,
+  kDenseGrad = 3,
+  kConvCol = 4,
+  kConvGrad = 5,
+  kNumSlots = 6
+};
 // A buffer of at least `bytes` for the calling thread; valid until the same thread asks the
 // same slot for more. Never called inside a hot loop: once per kernel call per thread.
 void* thread_workspace(WorkspaceSlot slot, size_t bytes);
