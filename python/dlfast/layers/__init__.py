@@ -1,6 +1,9 @@
 """Keras-style layers; every one has forward/backward for hand-written training loops."""
 
 from .base import Layer
+from .conv import Conv2D
 from .core import Activation, Dense, Flatten, Input, ReLU
+from .pooling import AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D
 
-__all__ = ["Layer", "Input", "Dense", "Activation", "ReLU", "Flatten"]
+__all__ = ["Layer", "Input", "Dense", "Activation", "ReLU", "Flatten", "Conv2D",
+           "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D"]

@@ -1,0 +1,87 @@
+"""Conv2D on NHWC input with an HWIO kernel (Keras layouts)."""
+
+import numpy as np
+
+from .. import _core, initializers
+from ..ops import activation_code, conv_output_length, pair, padding_name
+from .base import Layer
+
+
+class Conv2D(Layer):
+    """``y = activation(conv2d(x, kernel) + bias)``; x (batch, H, W, C), kernel
+    (kh, kw, C, filters), bias (filters,). Padding 'valid' or 'same' with TensorFlow's exact
+    arithmetic at any stride; the kernel picks im2col+GEMM or a plain GEMM (1x1) per shape."""
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation_rate=1,
+                 activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, input_shape=None,
+                 dtype=None, name=None):
+        super().__init__(input_shape=input_shape, dtype=dtype, name=name)
+        if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters <= 0:
+            raise ValueError(f"{self.name}: filters must be a positive int, got {filters!r}")
+        if kernel_regularizer is not None:
+            raise NotImplementedError(f"{self.name}: kernel_regularizer is not supported yet")
+        self.filters = int(filters)
+        self.kernel_size = pair(kernel_size, "kernel_size", self.name)
+        self.strides = pair(strides, "strides", self.name)
+        self.padding = padding_name(padding, self.name)
+        self.dilation_rate = pair(dilation_rate, "dilation_rate", self.name)
+        self.activation = activation or "linear"
+        self._act = activation_code(self.activation, self.name)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self._cache = None
+
+    @property
+    def kernel(self):
+        return self.weights[0]
+
+    @property
+    def bias(self):
+        return self.weights[1] if self.use_bias else None
+
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"{self.name}: Conv2D needs inputs (batch, height, width, channels), "
+                             f"got input shape (batch, {', '.join(map(str, input_shape))})")
+        out = []
+        for n, k, s, d in zip(input_shape[:2], self.kernel_size, self.strides, self.dilation_rate):
+            length = conv_output_length(n, k, s, d, self.padding)
+            if length is None:
+                raise ValueError(f"{self.name}: kernel {self.kernel_size} with dilation "
+                                 f"{self.dilation_rate} is larger than the input "
+                                 f"{tuple(input_shape[:2])} with padding 'valid'")
+            out.append(length)
+        return (out[0], out[1], self.filters)
+
+    def build_weights(self, input_shape):
+        kh, kw = self.kernel_size
+        self.add_weight("kernel", (kh, kw, input_shape[-1], self.filters), self.kernel_initializer)
+        if self.use_bias:
+            self.add_weight("bias", (self.filters,), self.bias_initializer)
+
+    def call_forward(self, x, training, act=None):
+        act = self._act if act is None else act
+        y = _core.conv2d_forward(x, self.weights[0], self.weights[1] if self.use_bias else None,
+                                 self.strides, self.padding, self.dilation_rate, act)
+        self._cache = (x, y, act)
+        return y
+
+    def call_backward(self, dy, need_dx=True, accumulate=True):
+        if self._cache is None:
+            raise RuntimeError(f"{self.name}: backward called before forward")
+        x, y, act = self._cache
+        if dy.shape != y.shape:
+            raise ValueError(f"{self.name}: dy must have the output's shape {y.shape}, got "
+                             f"{dy.shape}")
+        g = self.grads
+        return _core.conv2d_backward(dy, x, self.weights[0], y, self.strides, self.padding,
+                                     self.dilation_rate, act, g[0],
+                                     g[1] if self.use_bias else None, need_dx, accumulate)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters,
+                "kernel_size": self.kernel_size, "strides": self.strides,
+                "padding": self.padding, "dilation_rate": self.dilation_rate,
+                "activation": self.activation, "use_bias": self.use_bias}
