@@ -33,10 +33,12 @@ def test_demo_trains_and_prints_the_table():
     # --quick trains a fifth of the epochs: still far above chance (33% and 10%)
     assert rows["iris 4-32-16-3 (Dense)"][1] >= 80.0
     assert rows["digits 64-128-64-10 (Dense)"][1] >= 90.0
+    assert rows["digits 8x8x1 CNN (Conv2D)"][1] >= 90.0
 
 
-@pytest.mark.parametrize("script", ["iris_keras.py", "iris_by_hand.py"])
-def test_examples_reach_the_course_accuracy(script):
-    out = run(os.path.join(ROOT, "examples", script))
+@pytest.mark.parametrize("script", ["iris_keras.py", "iris_by_hand.py", "cifar10_cnn.py",
+                                    "digits_errors.py"])
+def test_examples_reach_the_course_accuracy(script, tmp_path):
+    out = run(os.path.join(ROOT, "examples", script), cwd=tmp_path)  # files they write go there
     accuracy = float(re.search(r"test accuracy ([\d.]+)%", out).group(1))
     assert accuracy >= 90.0, out

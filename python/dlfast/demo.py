@@ -7,7 +7,7 @@ import numpy as np
 
 from . import callbacks, datasets, optimizers
 from ._random import manual_seed
-from .layers import Dense, Input
+from .layers import Conv2D, Dense, Flatten, Input, MaxPooling2D
 from .models import Sequential
 
 
@@ -48,6 +48,13 @@ def digits_mlp():
                        Dense(10, activation="softmax")], name="digits_mlp")
 
 
+def digits_cnn():
+    """Two 3x3 'same' convolutions (32 and 64 filters), max pooling, a softmax Dense layer."""
+    return Sequential([Input((8, 8, 1)), Conv2D(32, 3, padding="same", activation="relu"),
+                       Conv2D(64, 3, padding="same", activation="relu"), MaxPooling2D(2),
+                       Flatten(), Dense(10, activation="softmax")], name="digits_cnn")
+
+
 def _train(title, model, data, epochs, batch_size, optimizer):
     x_tr, y_tr, x_te, y_te = data
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
@@ -72,6 +79,8 @@ def run_demo(quick=False):
                max(1, int(200 * scale)), 16, optimizers.SGD(0.05, momentum=0.9)),
         _train("digits 64-128-64-10 (Dense)", digits_mlp(), datasets.load_digits_split(),
                max(1, int(40 * scale)), 32, optimizers.SGD(0.05, momentum=0.9)),
+        _train("digits 8x8x1 CNN (Conv2D)", digits_cnn(), datasets.load_digits_split(images=True),
+               max(1, int(10 * scale)), 32, optimizers.SGD(0.05, momentum=0.9)),
     ]
     print()
     print(format_table(rows))
