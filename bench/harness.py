@@ -34,7 +34,7 @@ try:
 except ImportError:
     threadpoolctl = None
 
-BASELINES = ("numpy", "torch")
+BASELINES = ("numpy", "torch", "torch_nchw", "torch_cl")  # torch_*: conv cases, by layout
 
 
 class CheckFailed(AssertionError):
@@ -229,9 +229,12 @@ def fmt(x, spec):
 def print_table(results, file=sys.stdout):
     labels = ["dlfast"] + [b for b in BASELINES if any(b in r.case.impls for r in results)]
     w = max([len(r.case.name) for r in results] + [20])
-    head = f"{'case':<{w}}  " + "".join(f"{l:>10}" for l in labels)
-    head += "".join(f"{'GF/s ' + l[:5]:>11}" for l in labels)
-    head += "".join(f"{'vs ' + b:>10}" for b in labels[1:])
+    tw = {l: max(10, len(l) + 1) for l in labels}          # column widths
+    gw = {l: max(11, len(l) + 6) for l in labels}
+    vw = {l: max(10, len(l) + 4) for l in labels}
+    head = f"{'case':<{w}}  " + "".join(f"{l:>{tw[l]}}" for l in labels)
+    head += "".join(f"{'GF/s ' + l:>{gw[l]}}" for l in labels)
+    head += "".join(f"{'vs ' + b:>{vw[b]}}" for b in labels[1:])
     group = None
     print(head, file=file)
     print("-" * len(head), file=file)
@@ -242,10 +245,11 @@ def print_table(results, file=sys.stdout):
         if not r.check_ok:
             print(f"{r.case.name:<{w}}  WRONG, not timed: {r.check_detail}", file=file)
             continue
-        line = f"{r.case.name:<{w}}  " + "".join(f"{fmt_time(r.median(l)):>10}" for l in labels)
-        line += "".join(f"{fmt(r.gflops(l), '.1f'):>11}" for l in labels)
-        line += "".join(f"{fmt(r.speedup(b), '.2f') + 'x':>10}" if r.speedup(b) else f"{'-':>10}"
-                        for b in labels[1:])
+        line = f"{r.case.name:<{w}}  " + "".join(
+            f"{fmt_time(r.median(l)) if l in r.times else '-':>{tw[l]}}" for l in labels)
+        line += "".join(f"{fmt(r.gflops(l), '.1f'):>{gw[l]}}" for l in labels)
+        line += "".join(f"{fmt(r.speedup(b), '.2f') + 'x':>{vw[b]}}" if r.speedup(b)
+                        else f"{'-':>{vw[b]}}" for b in labels[1:])
         print(line, file=file)
     print("vs X = X's median time / dlfast's median time (> 1: dlfast faster)", file=file)
 
