@@ -95,7 +95,7 @@ CASES = [
     (1, 2, 3, 2, 3, 3, 2, (1, 1), "same", (1, 1)),       # input smaller than the kernel
     (1, 2, 2, 2, 5, 5, 2, (2, 3), "same", (2, 1)),       # ... with strides and dilation
     (5, 12, 11, 3, 3, 3, 8, (1, 1), "same", (1, 1)),     # 3 input channels, batch 5
-    (5, 16, 16, 64, 3, 3, 8, (1, 1), "same", (1, 1)),    # im2col chunks that slice an image
+    (5, 16, 16, 64, 3, 3, 8, (1, 1), "same", (1, 1)),    # whole-image chunks (f32), slices (f64)
     (2, 20, 20, 128, 3, 3, 4, (1, 1), "valid", (1, 1)),  # ... more slices (float64)
     (11, 6, 6, 8, 3, 3, 5, (1, 1), "same", (1, 1)),      # backward units of 1 and 2 images
     (40, 8, 8, 16, 3, 3, 4, (1, 1), "same", (1, 1)),     # several forward chunks of whole images
