@@ -95,8 +95,10 @@ CASES = [
     (1, 2, 3, 2, 3, 3, 2, (1, 1), "same", (1, 1)),       # input smaller than the kernel
     (1, 2, 2, 2, 5, 5, 2, (2, 3), "same", (2, 1)),       # ... with strides and dilation
     (5, 12, 11, 3, 3, 3, 8, (1, 1), "same", (1, 1)),     # 3 input channels, batch 5
-    (5, 16, 16, 64, 3, 3, 8, (1, 1), "same", (1, 1)),    # several im2col chunks of whole images
-    (2, 20, 20, 128, 3, 3, 4, (1, 1), "valid", (1, 1)),  # chunks that slice an image (float64)
+    (5, 16, 16, 64, 3, 3, 8, (1, 1), "same", (1, 1)),    # whole-image chunks (f32), slices (f64)
+    (2, 20, 20, 128, 3, 3, 4, (1, 1), "valid", (1, 1)),  # ... more slices (float64)
+    (11, 6, 6, 8, 3, 3, 5, (1, 1), "same", (1, 1)),      # backward units of 1 and 2 images
+    (40, 8, 8, 16, 3, 3, 4, (1, 1), "same", (1, 1)),     # several forward chunks of whole images
 ]
 
 
@@ -200,7 +202,7 @@ def test_same_padding_is_tensorflows(H, k, s, P, pads, rng):
 
 # --- accumulate, need_dx, determinism, empty batch ---------------------------------------------
 
-@pytest.mark.parametrize("case", [CASES[2], CASES[7], CASES[12]], ids=case_id)
+@pytest.mark.parametrize("case", [CASES[2], CASES[7], CASES[12], CASES[14]], ids=case_id)
 def test_core_backward_accumulates_and_skips_dx(isa_threads, dtype, case, rng):
     x, w, b, dy, kw = make(case, dtype, rng)
     st, pad, dil = kw["strides"], kw["padding"], kw["dilation_rate"]
@@ -222,7 +224,8 @@ def test_core_backward_accumulates_and_skips_dx(isa_threads, dtype, case, rng):
     assert dx.shape == x.shape and np.isfinite(dw).all()
 
 
-@pytest.mark.parametrize("case", [CASES[11], CASES[12], CASES[13]], ids=case_id)
+@pytest.mark.parametrize("case", [CASES[11], CASES[12], CASES[13], CASES[14], CASES[15]],
+                         ids=case_id)
 def test_results_do_not_depend_on_thread_count(isa, case, rng):
     x, w, b, dy, kw = make(case, np.float32, rng)
     out = []

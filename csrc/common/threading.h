@@ -13,7 +13,8 @@ void set_num_threads(int n);
 int threads_for_work(double flops);
 
 // Workspace slots: each thread owns one growable, 64-byte-aligned buffer per slot.
-// kConvCol: conv2d's im2col / dcol chunk; kConvGrad: conv2d_backward's dz = dy * act'(y).
+// kConvCol: conv2d's im2col / dcol chunk; kConvGrad: conv2d_backward's dz = dy * act'(y);
+// kConvPartial: conv2d_backward's per-unit partial dW / db.
 enum WorkspaceSlot : int {
   kPackA = 0,
   kPackB = 1,
@@ -21,7 +22,8 @@ enum WorkspaceSlot : int {
   kDenseGrad = 3,
   kConvCol = 4,
   kConvGrad = 5,
-  kNumSlots = 6
+  kConvPartial = 6,
+  kNumSlots = 7
 };
 // A buffer of at least `bytes` for the calling thread; valid until the same thread asks the
 // same slot for more. Never called inside a hot loop: once per kernel call per thread.

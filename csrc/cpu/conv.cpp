@@ -21,9 +21,11 @@ namespace dlfast {
 namespace DLFAST_ISA {
 namespace {
 
-// Size of one im2col chunk: large enough that each chunk's GEMM has thousands of rows (it
-// splits them over threads and packs W once per chunk), small enough to stay in L2/L3.
-constexpr int64_t kColBytes = int64_t(2) << 20;
+// Per-thread col sub-chunk size (each thread has its own). Measured 2 threads, one process,
+// ms fwd/bwd at 128 / 256 / 512 / 1024 / 2048 KiB: 'same' 32x32x32 b64 9.5/22.5, 9.1/19.7,
+// 9.0/19.4, 8.8/19.3, 8.8/19.1; 3->32 32x32 fwd 1.22, 1.25, 1.27, 1.28, 1.56 (2 MiB leaves
+// too few chunks of whole images to balance two threads). 1 MiB: the best all round.
+constexpr int64_t kColBytes = int64_t(1) << 20;
 
 inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -39,6 +41,15 @@ inline int64_t chunk_rows(const Conv2dShape& s, int64_t L, size_t elem) {
   int64_t rows = max64(kColBytes / int64_t(elem) / max64(L, 1), 64);
   if (PQ > 0 && rows >= PQ) rows = rows / PQ * PQ;
   return rows;
+}
+
+// Backward work units (groups of whole images): enough for 8 threads to share evenly, few
+// enough that adding the partial dW's stays cheap next to the GEMMs.
+constexpr int64_t kUnits = 8;
+
+// Rows per backward sub-chunk: col (and dcol) of kColBytes.
+inline int64_t chunk_rows_sub(int64_t L, size_t elem) {
+  return max64(kColBytes / int64_t(elem) / max64(L, 1), 16);
 }
 
 // Threads for a copy/scatter loop touching n elements (~1/8 of a flop's worth of time each).
@@ -77,14 +88,6 @@ void im2col_rows(T* col, const T* x, const Conv2dShape& s, int64_t m0, int64_t m
   }
 }
 
-template <typename T>
-void im2col(T* col, const T* x, const Conv2dShape& s, int64_t m0, int64_t m1) {
-  const int64_t L = s.R * s.S * s.C;
-  parallel_ranges(m1 - m0, copy_threads((m1 - m0) * L), [&](int64_t lo, int64_t hi) {
-    im2col_rows<T>(col + lo * L, x, s, m0 + lo, m0 + hi);
-  });
-}
-
 // dx += the windows of rows [m0, m1) of dcol (the transpose of im2col_rows), in row order.
 template <typename T>
 void col2im_rows(T* dx, const T* dcol, const Conv2dShape& s, int64_t m0, int64_t m1,
@@ -110,21 +113,17 @@ void col2im_rows(T* dx, const T* dcol, const Conv2dShape& s, int64_t m0, int64_t
   }
 }
 
-// col2im of rows [m0, m1). Threads split the images the chunk touches, so no two threads
-// write the same dx element and each element sums its rows in increasing order.
-template <typename T>
-void col2im(T* dx, const T* dcol, const Conv2dShape& s, int64_t m0, int64_t m1) {
-  const int64_t PQ = s.P * s.Q, L = s.R * s.S * s.C;
-  const int64_t n0 = m0 / PQ, n1 = (m1 - 1) / PQ + 1;
-  parallel_ranges(n1 - n0, copy_threads((m1 - m0) * L), [&](int64_t lo, int64_t hi) {
-    const int64_t a = max64(m0, (n0 + lo) * PQ), e = min64(m1, (n0 + hi) * PQ);
-    col2im_rows<T>(dx, dcol, s, a, e, m0);
-  });
-}
-
 }  // namespace
 
-// y[N,P,Q,K] = act(conv2d(x[N,H,W,C], w[R,S,C,K]) + b[K]); b may be null. y is overwritten.
+// Threading (both directions): the im2col path is split into work units fixed by the shape
+// alone (never by the thread count); each thread takes whole units, builds each unit's col
+// sub-chunks in its own L2-sized workspace and runs a one-thread GEMM on it, so there is no
+// fork/join per chunk and col never leaves the core's cache. (Before: one shared chunk of
+// 2 MiB, im2col then a 2-thread GEMM per chunk; the 'same' 32x32x32 b64 backward spent
+// most of its time in the serial parts.)
+//
+// Forward units: chunks of kColBytes-sized rows; any row of y is computed by the same GEMM
+// call for any thread count.
 template <typename T>
 void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dShape& s,
                     Activation act) {
@@ -138,19 +137,31 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dShape&
     return;
   }
   const int64_t rows = chunk_rows(s, L, sizeof(T));
-  T* col = static_cast<T*>(thread_workspace(kConvCol, sizeof(T) * max64(min64(rows, M) * L, 1)));
-  for (int64_t m0 = 0; m0 < M; m0 += rows) {
-    const int64_t m1 = min64(M, m0 + rows), mc = m1 - m0;
-    im2col<T>(col, x, s, m0, m1);
-    T* yc = y + m0 * K;
-    gemm<T>(yc, col, w, b, mc, K, L, /*lda=*/L, /*ldb=*/K, /*ldc=*/K, false, false, false, relu);
-    if (post) activation_forward<T>(yc, yc, mc, K, act);  // while the chunk is in cache
-  }
+  const int64_t chunks = (M + rows - 1) / rows;
+  const int nt = threads_for_work(2.0 * double(M) * double(K) * double(L));
+  parallel_ranges(chunks, chunks >= 2 ? nt : 1, [&](int64_t c0, int64_t c1) {
+    T* col =
+        static_cast<T*>(thread_workspace(kConvCol, sizeof(T) * max64(min64(rows, M) * L, 1)));
+    for (int64_t c = c0; c < c1; ++c) {
+      const int64_t m0 = c * rows, m1 = min64(M, m0 + rows), mc = m1 - m0;
+      im2col_rows<T>(col, x, s, m0, m1);
+      T* yc = y + m0 * K;
+      gemm<T>(yc, col, w, b, mc, K, L, /*lda=*/L, /*ldb=*/K, /*ldc=*/K, false, false, false,
+              relu);
+      if (post) activation_forward<T>(yc, yc, mc, K, act);  // while the chunk is in cache
+    }
+  });
 }
 
 // dz = dy * act'(y); dw[R,S,C,K] (+= when accumulate, else =) col(x)^T . dz;
 // db[K] (same, may be null) colsum(dz); dx[N,H,W,C] (=, may be null) col2im(dz . W^T).
 // y[N,P,Q,K] is the forward output (unused for linear).
+//
+// Backward units: G = min(N, kUnits) groups of whole images (fixed by N alone). Each unit
+// writes its own partial dW / db (so the long-reduction dW GEMM of a 3-channel first layer,
+// 27x32 from 57,600 rows, runs on every thread instead of splitting a 27x32 output) and its
+// own images of dx (col2im writes no element another unit writes). The partials are then
+// added in unit order: results are the same for any thread count.
 template <typename T>
 void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const T* y,
                      const Conv2dShape& s, Activation act, bool accumulate) {
@@ -170,15 +181,15 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, c
     activation_backward<T>(buf, dy, y, M, K, act);
     dz = buf;
   }
-  if (db) {  // serial, in row order: the same sum for any thread count
-    if (!accumulate)
-      for (int64_t j = 0; j < K; ++j) db[j] = T(0);
-    for (int64_t i = 0; i < M; ++i) {
-      const T* row = dz + i * K;
-      for (int64_t j = 0; j < K; ++j) db[j] += row[j];
-    }
-  }
   if (is_pointwise(s)) {
+    if (db) {  // serial, in row order: the same sum for any thread count
+      if (!accumulate)
+        for (int64_t j = 0; j < K; ++j) db[j] = T(0);
+      for (int64_t i = 0; i < M; ++i) {
+        const T* row = dz + i * K;
+        for (int64_t j = 0; j < K; ++j) db[j] += row[j];
+      }
+    }
     gemm<T>(dw, x, dz, nullptr, L, K, M, /*lda=*/L, /*ldb=*/K, /*ldc=*/K, /*trans_a=*/true,
             false, accumulate, false);
     if (dx)
@@ -186,21 +197,52 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, c
               /*trans_b=*/true, false, false);
     return;
   }
-  if (dx) std::memset(dx, 0, sizeof(T) * xsize);
-  const int64_t rows = chunk_rows(s, L, sizeof(T));
-  T* col = static_cast<T*>(thread_workspace(kConvCol, sizeof(T) * max64(min64(rows, M) * L, 1)));
-  for (int64_t m0 = 0; m0 < M; m0 += rows) {
-    const int64_t m1 = min64(M, m0 + rows), mc = m1 - m0;
-    const T* dzc = dz + m0 * K;
-    im2col<T>(col, x, s, m0, m1);
-    gemm<T>(dw, col, dzc, nullptr, L, K, mc, /*lda=*/L, /*ldb=*/K, /*ldc=*/K, /*trans_a=*/true,
-            false, /*accumulate=*/m0 > 0 || accumulate, false);
-    if (!dx) continue;
-    // col is free again: reuse it for dcol[mc, L] = dz_chunk . W^T.
-    gemm<T>(col, dzc, w, nullptr, mc, L, K, /*lda=*/K, /*ldb=*/K, /*ldc=*/L, false,
-            /*trans_b=*/true, false, false);
-    col2im<T>(dx, col, s, m0, m1);
-  }
+  const int64_t PQ = s.P * s.Q, HWC = s.H * s.W * s.C, LK = L * K;
+  const int64_t G = min64(s.N, kUnits);
+  const int64_t rows = chunk_rows_sub(L, sizeof(T));
+  // Partials: G blocks of [dW (L*K) | db (K)], in the calling thread's workspace.
+  const int64_t stride = LK + K;
+  T* part = static_cast<T*>(thread_workspace(kConvPartial, sizeof(T) * G * stride));
+  const int nt = threads_for_work(4.0 * double(M) * double(K) * double(L));
+  parallel_ranges(G, nt, [&](int64_t g0, int64_t g1) {
+    T* col = static_cast<T*>(thread_workspace(kConvCol, sizeof(T) * min64(rows, M) * L));
+    for (int64_t g = g0; g < g1; ++g) {
+      const int64_t n0 = s.N * g / G, n1 = s.N * (g + 1) / G;
+      const int64_t a = n0 * PQ, e = n1 * PQ;
+      T* pw = part + g * stride;
+      T* pb = pw + LK;
+      if (dx) std::memset(dx + n0 * HWC, 0, sizeof(T) * (n1 - n0) * HWC);
+      if (db) {
+        for (int64_t j = 0; j < K; ++j) pb[j] = T(0);
+        for (int64_t i = a; i < e; ++i) {
+          const T* row = dz + i * K;
+          for (int64_t j = 0; j < K; ++j) pb[j] += row[j];
+        }
+      }
+      for (int64_t m0 = a; m0 < e; m0 += rows) {
+        const int64_t m1 = min64(e, m0 + rows), mc = m1 - m0;
+        const T* dzc = dz + m0 * K;
+        im2col_rows<T>(col, x, s, m0, m1);
+        gemm<T>(pw, col, dzc, nullptr, L, K, mc, /*lda=*/L, /*ldb=*/K, /*ldc=*/K,
+                /*trans_a=*/true, false, /*accumulate=*/m0 > a, false);
+        if (!dx) continue;
+        // col is free again: reuse it for dcol[mc, L] = dz_chunk . W^T.
+        gemm<T>(col, dzc, w, nullptr, mc, L, K, /*lda=*/K, /*ldb=*/K, /*ldc=*/L, false,
+                /*trans_b=*/true, false, false);
+        col2im_rows<T>(dx, col, s, m0, m1, m0);
+      }
+    }
+  });
+  // dW (=|+=) sum of the partials in unit order, each element independently (any split).
+  parallel_ranges(stride, copy_threads(G * stride), [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      if (i >= LK && !db) break;
+      T sum = part[i];
+      for (int64_t g = 1; g < G; ++g) sum += part[g * stride + i];
+      T* d = i < LK ? dw + i : db + (i - LK);
+      *d = accumulate ? *d + sum : sum;
+    }
+  });
 }
 
 template void conv2d_forward<float>(float*, const float*, const float*, const float*,
