@@ -80,18 +80,21 @@ void check_dy(const char* fn, const std::vector<int64_t>& dy, const Pool2dShape&
                           shape_string(want) + " (N, P, Q, C), got " + shape_string(dy));
 }
 
-py::object maxpool2d_forward(py::handle x_obj, py::handle pool, py::handle strides,
-                             py::handle padding) {
-  const char* fn = "maxpool2d_forward";
+// Max and average forward differ only in the kernel they call.
+template <bool kMax>
+py::object pool_forward(py::handle x_obj, py::handle pool, py::handle strides,
+                        py::handle padding) {
+  const char* fn = kMax ? "maxpool2d_forward" : "avgpool2d_forward";
   return dispatch_float(float_type(x_obj, fn, "x"), [&](auto tag) -> py::object {
     using T = decltype(tag);
     auto x = array_arg<T>(x_obj, fn, "x", 4);
     const Pool2dShape s = pool_shape(fn, x.shape, pool, strides, padding);
     auto y = new_array<T>({s.N, s.P, s.Q, s.C});
     T* yp = y.mutable_data();
+    const auto kernel = kMax ? kernels<T>().maxpool2d_forward : kernels<T>().avgpool2d_forward;
     {
       py::gil_scoped_release nogil;
-      kernels<T>().maxpool2d_forward(yp, x.data, s);
+      kernel(yp, x.data, s);
     }
     return std::move(y);
   });
@@ -113,23 +116,6 @@ py::object maxpool2d_backward(py::handle dy_obj, py::handle x_obj, py::handle po
       kernels<T>().maxpool2d_backward(dxp, dy.data, x.data, s);
     }
     return std::move(dx);
-  });
-}
-
-py::object avgpool2d_forward(py::handle x_obj, py::handle pool, py::handle strides,
-                             py::handle padding) {
-  const char* fn = "avgpool2d_forward";
-  return dispatch_float(float_type(x_obj, fn, "x"), [&](auto tag) -> py::object {
-    using T = decltype(tag);
-    auto x = array_arg<T>(x_obj, fn, "x", 4);
-    const Pool2dShape s = pool_shape(fn, x.shape, pool, strides, padding);
-    auto y = new_array<T>({s.N, s.P, s.Q, s.C});
-    T* yp = y.mutable_data();
-    {
-      py::gil_scoped_release nogil;
-      kernels<T>().avgpool2d_forward(yp, x.data, s);
-    }
-    return std::move(y);
   });
 }
 
@@ -174,7 +160,7 @@ py::object avgpool2d_backward(py::handle dy_obj, py::handle shape_obj, py::handl
 }  // namespace
 
 void bind_pool(py::module_& m) {
-  m.def("maxpool2d_forward", &maxpool2d_forward, py::arg("x"), py::arg("pool"),
+  m.def("maxpool2d_forward", &pool_forward<true>, py::arg("x"), py::arg("pool"),
         py::arg("strides"), py::arg("padding"),
         "y (N, P, Q, C) = max over each pool window of x (N, H, W, C); padding is 'valid' or "
         "'same' (TensorFlow's arithmetic, padded with -inf).");
@@ -182,7 +168,7 @@ void bind_pool(py::module_& m) {
         py::arg("strides"), py::arg("padding"),
         "dx (N, H, W, C): each dy goes to the first maximum of its window (recomputed from x), "
         "summed where windows overlap.");
-  m.def("avgpool2d_forward", &avgpool2d_forward, py::arg("x"), py::arg("pool"),
+  m.def("avgpool2d_forward", &pool_forward<false>, py::arg("x"), py::arg("pool"),
         py::arg("strides"), py::arg("padding"),
         "y (N, P, Q, C) = mean over the input cells of each pool window (padding not counted).");
   m.def("avgpool2d_backward", &avgpool2d_backward, py::arg("dy"), py::arg("input_shape"),

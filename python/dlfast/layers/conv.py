@@ -2,12 +2,12 @@
 
 import numpy as np
 
-from .. import _core, initializers
-from ..ops import activation_code, conv_output_length, pair, padding_name
-from .base import Layer
+from .. import _core
+from ..ops import conv_output_length, pair, padding_name
+from .core import KernelLayer
 
 
-class Conv2D(Layer):
+class Conv2D(KernelLayer):
     """``y = activation(conv2d(x, kernel) + bias)``; x (batch, H, W, C), kernel
     (kh, kw, C, filters), bias (filters,). Padding 'valid' or 'same' with TensorFlow's exact
     arithmetic at any stride; the kernel picks im2col+GEMM or a plain GEMM (1x1) per shape."""
@@ -19,27 +19,13 @@ class Conv2D(Layer):
         super().__init__(input_shape=input_shape, dtype=dtype, name=name)
         if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters <= 0:
             raise ValueError(f"{self.name}: filters must be a positive int, got {filters!r}")
-        if kernel_regularizer is not None:
-            raise NotImplementedError(f"{self.name}: kernel_regularizer is not supported yet")
         self.filters = int(filters)
         self.kernel_size = pair(kernel_size, "kernel_size", self.name)
         self.strides = pair(strides, "strides", self.name)
         self.padding = padding_name(padding, self.name)
         self.dilation_rate = pair(dilation_rate, "dilation_rate", self.name)
-        self.activation = activation or "linear"
-        self._act = activation_code(self.activation, self.name)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self._cache = None
-
-    @property
-    def kernel(self):
-        return self.weights[0]
-
-    @property
-    def bias(self):
-        return self.weights[1] if self.use_bias else None
+        self.init_kernel_layer(activation, use_bias, kernel_initializer, bias_initializer,
+                               kernel_regularizer)
 
     def compute_output_shape(self, input_shape):
         if len(input_shape) != 3:
@@ -56,10 +42,7 @@ class Conv2D(Layer):
         return (out[0], out[1], self.filters)
 
     def build_weights(self, input_shape):
-        kh, kw = self.kernel_size
-        self.add_weight("kernel", (kh, kw, input_shape[-1], self.filters), self.kernel_initializer)
-        if self.use_bias:
-            self.add_weight("bias", (self.filters,), self.bias_initializer)
+        self.add_kernel_and_bias(self.kernel_size + (input_shape[-1], self.filters))
 
     def call_forward(self, x, training, act=None):
         act = self._act if act is None else act

@@ -27,21 +27,14 @@ class Input(Layer):
         return {**super().get_config(), "shape": self.shape}
 
 
-class Dense(Layer):
-    """``y = activation(x @ kernel + bias)`` on the last axis; kernel (in, units), bias (units,).
+class KernelLayer(Layer):
+    """What Dense and Conv2D share: a kernel, an optional bias, an activation fused into the
+    kernel call (by code), and the forward cache."""
 
-    Bias and ReLU are fused into the GEMM's store; backward is one C++ call that adds the
-    kernel and bias gradients and returns dx."""
-
-    def __init__(self, units, activation=None, use_bias=True,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 kernel_regularizer=None, input_shape=None, dtype=None, name=None):
-        super().__init__(input_shape=input_shape, dtype=dtype, name=name)
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
-            raise ValueError(f"{self.name}: units must be a positive int, got {units!r}")
+    def init_kernel_layer(self, activation, use_bias, kernel_initializer, bias_initializer,
+                          kernel_regularizer):
         if kernel_regularizer is not None:
             raise NotImplementedError(f"{self.name}: kernel_regularizer is not supported yet")
-        self.units = int(units)
         self.activation = activation or "linear"
         self._act = activation_code(self.activation, self.name)
         self.use_bias = bool(use_bias)
@@ -57,6 +50,28 @@ class Dense(Layer):
     def bias(self):
         return self.weights[1] if self.use_bias else None
 
+    def add_kernel_and_bias(self, kernel_shape):
+        self.add_weight("kernel", kernel_shape, self.kernel_initializer)
+        if self.use_bias:
+            self.add_weight("bias", (kernel_shape[-1],), self.bias_initializer)
+
+
+class Dense(KernelLayer):
+    """``y = activation(x @ kernel + bias)`` on the last axis; kernel (in, units), bias (units,).
+
+    Bias and ReLU are fused into the GEMM's store; backward is one C++ call that adds the
+    kernel and bias gradients and returns dx."""
+
+    def __init__(self, units, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, input_shape=None, dtype=None, name=None):
+        super().__init__(input_shape=input_shape, dtype=dtype, name=name)
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
+            raise ValueError(f"{self.name}: units must be a positive int, got {units!r}")
+        self.units = int(units)
+        self.init_kernel_layer(activation, use_bias, kernel_initializer, bias_initializer,
+                               kernel_regularizer)
+
     def compute_output_shape(self, input_shape):
         if len(input_shape) < 1:
             raise ValueError(f"{self.name}: Dense needs inputs (batch, ..., features), got "
@@ -64,9 +79,7 @@ class Dense(Layer):
         return tuple(input_shape[:-1]) + (self.units,)
 
     def build_weights(self, input_shape):
-        self.add_weight("kernel", (input_shape[-1], self.units), self.kernel_initializer)
-        if self.use_bias:
-            self.add_weight("bias", (self.units,), self.bias_initializer)
+        self.add_kernel_and_bias((input_shape[-1], self.units))
 
     def call_forward(self, x, training, act=None):
         act = self._act if act is None else act
