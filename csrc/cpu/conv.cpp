@@ -16,6 +16,7 @@
 #include "common/threading.h"
 #include "cpu/kernels.h"
 #include "cpu/parallel.h"
+#include "cpu/vec.h"
 
 namespace dlfast {
 namespace DLFAST_ISA {
@@ -88,6 +89,109 @@ void im2col_rows(T* col, const T* x, const Conv2dShape& s, int64_t m0, int64_t m
   }
 }
 
+// ---- Forward: im2col straight into the GEMM's packed-A layout (see gemm_prepacked_a) ----
+// Before, im2col wrote col[M, L] and gemm's pack_a copied it again into MR-row panels: a
+// second full pass over col, which dominated when L = R*S*C is small (27 for a 3-channel
+// first layer). Now each MR-pixel panel is written once, k-major (a(i, k) at k*MR + i),
+// straight from x: per panel and kernel row r, each pixel's S*C window is one contiguous run
+// (or, for pixels whose window crosses the left/right edge, C-long runs per tap); zero taps
+// read from a zero buffer, so interior and border pixels take the same vector path.
+// kMR must equal gemm_mr<T>() (checked at run time; the two-pass path runs otherwise).
+constexpr int kMR = DLFAST_VEC_BYTES == 64 ? 14 : 6;
+
+// dst[k*kMR + i] = src[i][k] for i < kMR, k < len (one panel, one k segment). On AVX2 floats
+// (kMR = 6 < 8 lanes) 8 k's at a time go through an 8x8 register transpose (6 rows + 2 zero
+// vectors); each k's 8-wide store spills 2 zeros into the next k's slot, rewritten by the
+// next store, and the last k's go through the scalar loop so nothing lands past the segment.
+template <typename T>
+inline void pack_segment(T* __restrict dst, const T* const* src, int64_t len) {
+  int64_t k0 = 0;
+  if constexpr (Transpose<T>::kHasTranspose && kMR < Vec<T>::lanes) {
+    constexpr int L = Vec<T>::lanes;
+    using V = vec_t<T>;
+    const int64_t kend = (len - 1) / L * L;
+    for (; k0 < kend; k0 += L) {
+      V v[L];
+#pragma GCC unroll 8
+      for (int r = 0; r < L; ++r) v[r] = r < kMR ? vload(src[r < kMR ? r : 0] + k0) : V{};
+      transpose_block(v);
+#pragma GCC unroll 8
+      for (int j = 0; j < L; ++j) vstore(dst + (k0 + j) * kMR, v[j]);
+    }
+  }
+  for (int64_t k = k0; k < len; ++k)
+#pragma GCC unroll 16
+    for (int i = 0; i < kMR; ++i) dst[k * kMR + i] = src[i][k];
+}
+
+struct PackedA {
+  int64_t Mpad, L, kstep;
+};
+
+// Panel rows [row, row + kMR) of the packed A, k range [k, k + len), from src[i] (pixel i's
+// values for k.., or `zeros`), cut at the K block boundaries.
+template <typename T>
+inline void put_segment(T* Ap, const PackedA& pa, int64_t row, int64_t k, int64_t len,
+                        const T** src, const T* zeros) {
+  for (;;) {
+    const int64_t kb = k / pa.kstep * pa.kstep, kc = min64(pa.kstep, pa.L - kb);
+    const int64_t n = min64(len, kb + kc - k);
+    pack_segment<T>(Ap + kb * pa.Mpad + row * kc + (k - kb) * kMR, src, n);
+    len -= n;
+    if (len <= 0) return;
+    k += n;
+    for (int i = 0; i < kMR; ++i)
+      if (src[i] != zeros) src[i] += n;
+  }
+}
+
+// Packed A of output pixels [m0, m1) (all of L, every K block). `zeros` holds >= S*C zeros.
+template <typename T>
+void im2col_packed(T* Ap, const T* x, const T* zeros, const Conv2dShape& s, int64_t m0,
+                   int64_t m1, int64_t kstep) {
+  const int64_t C = s.C, SC = s.S * s.C, L = s.R * SC, PQ = s.P * s.Q;
+  const PackedA pa{(m1 - m0 + kMR - 1) / kMR * kMR, L, kstep};
+  for (int64_t mp = m0; mp < m1; mp += kMR) {
+    const int64_t row = mp - m0;
+    const T* xrow0[kMR];  // pixel i's input image, or null past m1
+    int64_t ih0[kMR], iw0[kMR];
+    bool all_w_inside = s.dil_w == 1;
+    for (int i = 0; i < kMR; ++i) {
+      const int64_t m = mp + i;
+      if (m >= m1) {
+        xrow0[i] = nullptr;
+        ih0[i] = iw0[i] = 0;
+        continue;
+      }
+      const int64_t n = m / PQ, pq = m - n * PQ, p = pq / s.Q, q = pq - p * s.Q;
+      xrow0[i] = x + n * s.H * s.W * C;
+      ih0[i] = p * s.stride_h - s.pad_top;
+      iw0[i] = q * s.stride_w - s.pad_left;
+      all_w_inside &= iw0[i] >= 0 && iw0[i] + (s.S - 1) * s.dil_w < s.W;
+    }
+    const T* src[kMR];
+    for (int64_t r = 0; r < s.R; ++r) {
+      if (all_w_inside) {  // every pixel's S taps: one run of S*C values (or zeros)
+        for (int i = 0; i < kMR; ++i) {
+          const int64_t ih = ih0[i] + r * s.dil_h;
+          src[i] = xrow0[i] && ih >= 0 && ih < s.H ? xrow0[i] + (ih * s.W + iw0[i]) * C : zeros;
+        }
+        put_segment<T>(Ap, pa, row, r * SC, SC, src, zeros);
+        continue;
+      }
+      for (int64_t t = 0; t < s.S; ++t) {  // per tap: C values (or zeros) per pixel
+        for (int i = 0; i < kMR; ++i) {
+          const int64_t ih = ih0[i] + r * s.dil_h, iw = iw0[i] + t * s.dil_w;
+          src[i] = xrow0[i] && ih >= 0 && ih < s.H && iw >= 0 && iw < s.W
+                       ? xrow0[i] + (ih * s.W + iw) * C
+                       : zeros;
+        }
+        put_segment<T>(Ap, pa, row, r * SC + t * C, C, src, zeros);
+      }
+    }
+  }
+}
+
 // dx += the windows of rows [m0, m1) of dcol (the transpose of im2col_rows), in row order.
 template <typename T>
 void col2im_rows(T* dx, const T* dcol, const Conv2dShape& s, int64_t m0, int64_t m1,
@@ -139,6 +243,25 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dShape&
   const int64_t rows = chunk_rows(s, L, sizeof(T));
   const int64_t chunks = (M + rows - 1) / rows;
   const int nt = threads_for_work(2.0 * double(M) * double(K) * double(L));
+  if (gemm_mr<T>() == kMR) {
+    const int64_t kstep = gemm_k_step<T>(L);
+    const int64_t rows_pad = (min64(rows, M) + kMR - 1) / kMR * kMR;
+    parallel_ranges(chunks, chunks >= 2 ? nt : 1, [&](int64_t c0, int64_t c1) {
+      // [packed A of one chunk | SC zeros]
+      T* Ap = static_cast<T*>(
+          thread_workspace(kConvCol, sizeof(T) * (rows_pad * L + s.S * s.C)));
+      T* zeros = Ap + rows_pad * L;
+      std::memset(zeros, 0, sizeof(T) * s.S * s.C);
+      for (int64_t c = c0; c < c1; ++c) {
+        const int64_t m0 = c * rows, m1 = min64(M, m0 + rows), mc = m1 - m0;
+        im2col_packed<T>(Ap, x, zeros, s, m0, m1, kstep);
+        T* yc = y + m0 * K;
+        gemm_prepacked_a<T>(yc, Ap, w, b, mc, K, L, /*ldb=*/K, /*ldc=*/K, false, false, relu);
+        if (post) activation_forward<T>(yc, yc, mc, K, act);  // while the chunk is in cache
+      }
+    });
+    return;
+  }
   parallel_ranges(chunks, chunks >= 2 ? nt : 1, [&](int64_t c0, int64_t c1) {
     T* col =
         static_cast<T*>(thread_workspace(kConvCol, sizeof(T) * max64(min64(rows, M) * L, 1)));

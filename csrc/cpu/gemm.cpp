@@ -310,7 +310,7 @@ void gemm_packed(T* C, const T* A, const T* B, const T* bias, const GemmArgs& g,
                nc - nc_direct);
       for (int64_t ic = m0; ic < m1; ic += Bk::MC) {
         const int64_t mc = min64(Bk::MC, m1 - ic);
-        const T* Ablk = kPrePackedA ? Ap_all + pc * Mpad : Ap;
+        const T* Ablk = kPrePackedA ? Ap_all + pc * Mpad + (ic - m0) * kc : Ap;
         if (!kPrePackedA) pack_a(Ap, op_at(A, g.lda, g.trans_a, ic, pc), g.lda, g.trans_a, mc, kc);
         for (int64_t jr = 0; jr < nc; jr += Bk::NR) {
           const int64_t nr = min64(Bk::NR, nc - jr);
@@ -457,6 +457,37 @@ void gemm(T* C, const T* A, const T* B, const T* bias, int64_t M, int64_t N, int
   if (failed) throw std::bad_alloc();
 }
 
+// One thread; op(A) = the M x K matrix already packed in the layout of pack_a_all (see
+// kernels.h): K block pc (of gemm_k_step(K)) at Ap + pc * round_up(M, MR), panel p of it at
+// + p*MR*kc, a(i, k) at k*MR + i, rows past M zero. conv2d_forward writes im2col this way.
+template <typename T>
+void gemm_prepacked_a(T* C, const T* Ap, const T* B, const T* bias, int64_t M, int64_t N,
+                      int64_t K, int64_t ldb, int64_t ldc, bool trans_b, bool accumulate,
+                      bool relu) {
+  const GemmArgs g{M, N, K, 0, ldb, ldc, false, trans_b, accumulate, relu};
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) return gemm_empty(C, bias, g);
+  gemm_packed<T, true>(C, nullptr, B, bias, g, 0, M, 0, N, Ap);
+}
+
+template <typename T>
+int gemm_mr() {
+  return Blocking<T>::MR;
+}
+template <typename T>
+int64_t gemm_k_step(int64_t K) {
+  return k_step<T>(K);
+}
+
+template void gemm_prepacked_a<float>(float*, const float*, const float*, const float*, int64_t,
+                                      int64_t, int64_t, int64_t, int64_t, bool, bool, bool);
+template void gemm_prepacked_a<double>(double*, const double*, const double*, const double*,
+                                       int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool,
+                                       bool);
+template int gemm_mr<float>();
+template int gemm_mr<double>();
+template int64_t gemm_k_step<float>(int64_t);
+template int64_t gemm_k_step<double>(int64_t);
 template void gemm<float>(float*, const float*, const float*, const float*, int64_t, int64_t,
                           int64_t, int64_t, int64_t, int64_t, bool, bool, bool, bool);
 template void gemm<double>(double*, const double*, const double*, const double*, int64_t,

@@ -12,6 +12,18 @@ template <typename T>
 void gemm(T* C, const T* A, const T* B, const T* bias, int64_t M, int64_t N, int64_t K,
           int64_t lda, int64_t ldb, int64_t ldc, bool trans_a, bool trans_b, bool accumulate,
           bool relu);
+// C[M,N] (= or +=) A . op(B) (+ bias, ReLU) on the calling thread, with A given already packed:
+// K cut in blocks of gemm_k_step<T>(K) columns; block b (kc columns) at Ap + b*kstep*Mpad,
+// Mpad = M rounded up to gemm_mr<T>(); in it, MR-row panel p at + p*MR*kc, a(i, k) at
+// k*MR + i; rows past M zero.
+template <typename T>
+void gemm_prepacked_a(T* C, const T* Ap, const T* B, const T* bias, int64_t M, int64_t N,
+                      int64_t K, int64_t ldb, int64_t ldc, bool trans_b, bool accumulate,
+                      bool relu);
+template <typename T>
+int gemm_mr();
+template <typename T>
+int64_t gemm_k_step(int64_t K);
 template <typename T>
 void dense_forward(T* y, const T* x, const T* W, const T* b, int64_t N, int64_t D, int64_t U,
                    Activation act);
