@@ -237,6 +237,44 @@ def test_results_do_not_depend_on_thread_count(isa, case, rng):
         np.testing.assert_array_equal(a, c, err_msg=name)
 
 
+# The forward writes im2col straight into the GEMM's packed-A layout (MR-pixel panels, the
+# reduction L = R*S*C cut in K blocks; csrc/cpu/conv.cpp im2col_packed + gemm_prepacked_a).
+# These shapes aim at its edges: windows straddling a K block boundary (L > KC), panels that
+# cross output rows and images, M not a multiple of MR, border pixels with and without
+# padding, strides, dilation, one channel, odd filter counts.
+FWD_PACKED_CASES = [
+    (3, 9, 7, 50, 3, 3, 17, (1, 1), "same", (1, 1)),     # L = 450 > KC: 2 blocks mid-window
+    (2, 7, 11, 47, 3, 3, 5, (2, 1), "same", (1, 1)),     # L = 423, odd channels, stride
+    (1, 5, 13, 1, 3, 3, 33, (1, 1), "valid", (1, 1)),    # C = 1, M = 33
+    (3, 8, 9, 3, 3, 3, 32, (1, 1), "valid", (1, 1)),     # first-layer like, Q = 7
+    (2, 11, 10, 5, 3, 2, 7, (1, 3), "same", (2, 1)),     # dilation + stride, right edge
+    (1, 4, 4, 130, 3, 3, 3, (1, 1), "same", (1, 1)),     # L = 1170: 4 K blocks, M = 16
+    (7, 6, 5, 9, 5, 5, 20, (1, 1), "same", (1, 1)),      # 5x5 'same': 2-wide borders
+]
+
+
+@pytest.mark.parametrize("act,use_bias", [("relu", True), ("linear", False), ("tanh", True)],
+                         ids=["relu-bias", "linear-nobias", "tanh-bias"])
+@pytest.mark.parametrize("case", FWD_PACKED_CASES, ids=case_id)
+def test_conv_forward_packed_im2col(isa_threads, dtype, case, act, use_bias, rng):
+    x, w, b, _, kw = make(case, dtype, rng, use_bias)
+    L = w.shape[0] * w.shape[1] * w.shape[2]
+    y = ops.conv2d_forward(x, w, b, activation=act, **kw)
+    want = ref_conv(x, w, b, kw["strides"], kw["padding"], kw["dilation_rate"], act)
+    assert y.shape == want.shape and y.dtype == dtype
+    np.testing.assert_allclose(y, want, rtol=0, atol=tol(dtype, L))
+
+
+@pytest.mark.parametrize("case", FWD_PACKED_CASES, ids=case_id)
+def test_conv_forward_packed_thread_independent(isa, case, rng):
+    x, w, b, _, kw = make(case, np.float32, rng)
+    out = []
+    for threads in (1, 2):
+        dlfast.set_num_threads(threads)
+        out.append(ops.conv2d_forward(x, w, b, activation="relu", **kw))
+    np.testing.assert_array_equal(out[0], out[1])
+
+
 def test_conv_batch_zero(dtype):
     x = np.zeros((0, 5, 5, 2), dtype)
     w = np.ones((3, 3, 2, 4), dtype)
