@@ -133,6 +133,10 @@ struct PackedA {
 template <typename T>
 inline void put_segment(T* Ap, const PackedA& pa, int64_t row, int64_t k, int64_t len,
                         const T** src, const T* zeros) {
+  if (pa.kstep >= pa.L) {  // one K block (L <= KC): no cutting, no division
+    pack_segment<T>(Ap + row * pa.L + k * kMR, src, len);
+    return;
+  }
   for (;;) {
     const int64_t kb = k / pa.kstep * pa.kstep, kc = min64(pa.kstep, pa.L - kb);
     const int64_t n = min64(len, kb + kc - k);
@@ -151,6 +155,8 @@ void im2col_packed(T* Ap, const T* x, const T* zeros, const Conv2dShape& s, int6
                    int64_t m1, int64_t kstep) {
   const int64_t C = s.C, SC = s.S * s.C, L = s.R * SC, PQ = s.P * s.Q;
   const PackedA pa{(m1 - m0 + kMR - 1) / kMR * kMR, L, kstep};
+  // (n, p, q) of the next pixel, advanced one pixel at a time (no divisions per pixel).
+  int64_t n = m0 / PQ, p = (m0 - n * PQ) / s.Q, q = m0 - n * PQ - p * s.Q;
   for (int64_t mp = m0; mp < m1; mp += kMR) {
     const int64_t row = mp - m0;
     const T* xrow0[kMR];  // pixel i's input image, or null past m1
@@ -163,11 +169,17 @@ void im2col_packed(T* Ap, const T* x, const T* zeros, const Conv2dShape& s, int6
         ih0[i] = iw0[i] = 0;
         continue;
       }
-      const int64_t n = m / PQ, pq = m - n * PQ, p = pq / s.Q, q = pq - p * s.Q;
       xrow0[i] = x + n * s.H * s.W * C;
       ih0[i] = p * s.stride_h - s.pad_top;
       iw0[i] = q * s.stride_w - s.pad_left;
       all_w_inside &= iw0[i] >= 0 && iw0[i] + (s.S - 1) * s.dil_w < s.W;
+      if (++q == s.Q) {
+        q = 0;
+        if (++p == s.P) {
+          p = 0;
+          ++n;
+        }
+      }
     }
     const T* src[kMR];
     for (int64_t r = 0; r < s.R; ++r) {
