@@ -103,13 +103,16 @@ constexpr int kMR = DLFAST_VEC_BYTES == 64 ? 14 : 6;
 // (kMR = 6 < 8 lanes) 8 k's at a time go through an 8x8 register transpose (6 rows + 2 zero
 // vectors); each k's 8-wide store spills 2 zeros into the next k's slot, rewritten by the
 // next store, and the last k's go through the scalar loop so nothing lands past the segment.
-template <typename T>
+// kSpill: the caller lets the last store spill its 2 zeros past the segment (into a slot
+// written later, or the buffer's padding), so every whole group of L k's is vectorised.
+// 'same' 32x32x32 b64: the per-tap border segments (len 32) went 24 vector + 8 scalar k's.
+template <typename T, bool kSpill>
 inline void pack_segment(T* __restrict dst, const T* const* src, int64_t len) {
   int64_t k0 = 0;
   if constexpr (Transpose<T>::kHasTranspose && kMR < Vec<T>::lanes) {
     constexpr int L = Vec<T>::lanes;
     using V = vec_t<T>;
-    const int64_t kend = (len - 1) / L * L;
+    const int64_t kend = kSpill ? len / L * L : (len - 1) / L * L;
     for (; k0 < kend; k0 += L) {
       V v[L];
 #pragma GCC unroll 8
@@ -134,13 +137,15 @@ template <typename T>
 inline void put_segment(T* Ap, const PackedA& pa, int64_t row, int64_t k, int64_t len,
                         const T** src, const T* zeros) {
   if (pa.kstep >= pa.L) {  // one K block (L <= KC): no cutting, no division
-    pack_segment<T>(Ap + row * pa.L + k * kMR, src, len);
+    // Segments are written in increasing k, panels in increasing row: a spill lands in a
+    // slot written later (or in the padding after the last panel).
+    pack_segment<T, true>(Ap + row * pa.L + k * kMR, src, len);
     return;
   }
   for (;;) {
     const int64_t kb = k / pa.kstep * pa.kstep, kc = min64(pa.kstep, pa.L - kb);
     const int64_t n = min64(len, kb + kc - k);
-    pack_segment<T>(Ap + kb * pa.Mpad + row * kc + (k - kb) * kMR, src, n);
+    pack_segment<T, false>(Ap + kb * pa.Mpad + row * kc + (k - kb) * kMR, src, n);
     len -= n;
     if (len <= 0) return;
     k += n;
@@ -259,10 +264,10 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dShape&
     const int64_t kstep = gemm_k_step<T>(L);
     const int64_t rows_pad = (min64(rows, M) + kMR - 1) / kMR * kMR;
     parallel_ranges(chunks, chunks >= 2 ? nt : 1, [&](int64_t c0, int64_t c1) {
-      // [packed A of one chunk | SC zeros]
+      // [packed A of one chunk | kMR spill padding | SC zeros]
       T* Ap = static_cast<T*>(
-          thread_workspace(kConvCol, sizeof(T) * (rows_pad * L + s.S * s.C)));
-      T* zeros = Ap + rows_pad * L;
+          thread_workspace(kConvCol, sizeof(T) * (rows_pad * L + kMR + s.S * s.C)));
+      T* zeros = Ap + rows_pad * L + kMR;
       std::memset(zeros, 0, sizeof(T) * s.S * s.C);
       for (int64_t c = c0; c < c1; ++c) {
         const int64_t m0 = c * rows, m1 = min64(M, m0 + rows), mc = m1 - m0;
