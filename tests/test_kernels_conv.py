@@ -237,7 +237,7 @@ def test_results_do_not_depend_on_thread_count(isa, case, rng):
         np.testing.assert_array_equal(a, c, err_msg=name)
 
 
-# The forward writes im2col straight into the GEMM's packed-A layout (MR-pixel panels, the
+# The forward either reads x in place (direct tiles) or writes im2col straight into the GEMM's packed-A layout (MR-pixel panels, the
 # reduction L = R*S*C cut in K blocks; csrc/cpu/conv.cpp im2col_packed + gemm_prepacked_a).
 # These shapes aim at its edges: windows straddling a K block boundary (L > KC), panels that
 # cross output rows and images, M not a multiple of MR, border pixels with and without
@@ -250,6 +250,14 @@ FWD_PACKED_CASES = [
     (2, 11, 10, 5, 3, 2, 7, (1, 3), "same", (2, 1)),     # dilation + stride, right edge
     (1, 4, 4, 130, 3, 3, 3, (1, 1), "same", (1, 1)),     # L = 1170: 4 K blocks, M = 16
     (7, 6, 5, 9, 5, 5, 20, (1, 1), "same", (1, 1)),      # 5x5 'same': 2-wide borders
+    # The direct path (S*C < 32, Q >= 2 tiles): whole interior tiles read x in place, border
+    # and last-partial tiles gathered; odd filter counts leave a partial NR panel.
+    (3, 10, 20, 3, 3, 3, 40, (1, 1), "same", (1, 1)),    # Q = 20: borders, 2-pixel tail
+    (2, 9, 29, 2, 3, 3, 16, (1, 1), "valid", (1, 1)),    # Q = 27
+    (2, 12, 31, 5, 3, 3, 7, (2, 1), "same", (2, 1)),     # stride_h 2, dilation_h 2
+    (2, 9, 40, 3, 3, 3, 20, (1, 2), "valid", (1, 1)),    # stride_w 2 in place
+    (2, 7, 30, 1, 5, 5, 18, (1, 1), "same", (1, 1)),     # C = 1, 5x5, 2-wide borders
+    (1, 6, 26, 3, 3, 3, 33, (1, 1), "same", (1, 2)),     # dilation_w: gathered tiles only
 ]
 
 

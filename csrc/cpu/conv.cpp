@@ -209,6 +209,113 @@ void im2col_packed(T* Ap, const T* x, const T* zeros, const Conv2dShape& s, int6
   }
 }
 
+// ---- Forward, direct: no im2col for whole tiles of interior pixels ----
+// A register tile of kMR consecutive output pixels of one output row x NR filters. When all
+// kMR windows lie inside the input along w (dil_w = 1), pixel i's kernel row r is one
+// contiguous run of S*C values of x, so the tile reads x in place (one broadcast per pixel
+// and k, as the packed micro-kernel does from its packed A) against W packed once into
+// NR-wide panels; kernel rows outside the input (top/bottom 'same' rows) are skipped.
+// Other tiles (left/right borders, the last < kMR pixels of a row) are gathered into one
+// packed panel first (im2col_packed) and run through the same kernel.
+constexpr int kNV = 2;
+
+template <typename T, bool kDirect>
+inline void conv_tile(const T* const* a, int64_t nseg, int64_t seglen, const bool* segok,
+                      const T* bp, T* y, int64_t ldy, int64_t mr, int64_t nr, const T* bias,
+                      bool relu) {
+  using V = vec_t<T>;
+  constexpr int L = Vec<T>::lanes, NR = kNV * L;
+  V acc[kMR][kNV];
+#pragma GCC unroll 16
+  for (int i = 0; i < kMR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < kNV; ++j) acc[i][j] = V{};
+  for (int64_t g = 0; g < nseg; ++g) {
+    if (!segok[g]) continue;
+    const T* ap[kMR];
+#pragma GCC unroll 16
+    for (int i = 0; i < kMR; ++i) ap[i] = a[g * kMR + i];
+    const T* b = bp + g * seglen * NR;
+#pragma GCC unroll 4
+    for (int64_t k = 0; k < seglen; ++k) {
+      V bv[kNV];
+#pragma GCC unroll 4
+      for (int j = 0; j < kNV; ++j) bv[j] = vload(b + k * NR + j * L);
+#pragma GCC unroll 16
+      for (int i = 0; i < kMR; ++i) {
+        const V av = vsplat(ap[i][kDirect ? k : k * kMR]);
+#pragma GCC unroll 4
+        for (int j = 0; j < kNV; ++j) acc[i][j] += av * bv[j];
+      }
+    }
+  }
+  if (mr == kMR && nr == NR) {
+#pragma GCC unroll 16
+    for (int i = 0; i < kMR; ++i)
+#pragma GCC unroll 4
+      for (int j = 0; j < kNV; ++j) {
+        V v = acc[i][j];
+        if (bias) v += vload(bias + j * L);
+        if (relu) v = vmax0<T>(v);
+        vstore(y + i * ldy + j * L, v);
+      }
+    return;
+  }
+  alignas(64) T buf[kMR * NR];
+#pragma GCC unroll 16
+  for (int i = 0; i < kMR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < kNV; ++j) vstore(buf + i * NR + j * L, acc[i][j]);
+  for (int64_t i = 0; i < mr; ++i)
+    for (int64_t j = 0; j < nr; ++j) {
+      T v = buf[i * NR + j];
+      if (bias) v += bias[j];
+      if (relu) v = v > 0 ? v : T(0);
+      y[i * ldy + j] = v;
+    }
+}
+
+// y rows of output rows [r0, r1) (an output row = Q pixels of one (n, p)).
+template <typename T>
+void conv_direct_rows(T* y, const T* x, const T* Bp, const T* b, T* panel, const T* zeros,
+                      const Conv2dShape& s, int64_t r0, int64_t r1, bool relu) {
+  constexpr int NR = kNV * Vec<T>::lanes;
+  const int64_t C = s.C, SC = s.S * C, L = s.R * SC, K = s.K;
+  const int64_t npan = (K + NR - 1) / NR;
+  const T* a[16 * kMR];  // R <= 16 checked by the caller
+  bool ok[16];
+  for (int64_t row = r0; row < r1; ++row) {
+    const int64_t n = row / s.P, p = row - n * s.P;
+    const T* xn = x + n * s.H * s.W * C;
+    const int64_t ih0 = p * s.stride_h - s.pad_top;
+    for (int64_t q0 = 0; q0 < s.Q; q0 += kMR) {
+      const int64_t mr = min64(kMR, s.Q - q0), m0 = row * s.Q + q0;
+      const int64_t iw_first = q0 * s.stride_w - s.pad_left;
+      const int64_t iw_last = (q0 + kMR - 1) * s.stride_w - s.pad_left + (s.S - 1);
+      T* yt = y + m0 * K;
+      const bool direct = mr == kMR && s.dil_w == 1 && iw_first >= 0 && iw_last < s.W;
+      if (direct) {
+        for (int64_t r = 0; r < s.R; ++r) {
+          const int64_t ih = ih0 + r * s.dil_h;
+          ok[r] = ih >= 0 && ih < s.H;
+          for (int i = 0; i < kMR; ++i)
+            a[r * kMR + i] = ok[r] ? xn + (ih * s.W + iw_first + i * s.stride_w) * C : nullptr;
+        }
+        for (int64_t jp = 0; jp < npan; ++jp)
+          conv_tile<T, true>(a, s.R, SC, ok, Bp + jp * L * NR, yt + jp * NR, K, kMR,
+                             min64(NR, K - jp * NR), b ? b + jp * NR : nullptr, relu);
+      } else {
+        im2col_packed<T>(panel, x, zeros, s, m0, m0 + mr, L);
+        for (int i = 0; i < kMR; ++i) a[i] = panel + i;
+        ok[0] = true;
+        for (int64_t jp = 0; jp < npan; ++jp)
+          conv_tile<T, false>(a, 1, L, ok, Bp + jp * L * NR, yt + jp * NR, K, mr,
+                              min64(NR, K - jp * NR), b ? b + jp * NR : nullptr, relu);
+      }
+    }
+  }
+}
+
 // dx += the windows of rows [m0, m1) of dcol (the transpose of im2col_rows), in row order.
 template <typename T>
 void col2im_rows(T* dx, const T* dcol, const Conv2dShape& s, int64_t m0, int64_t m1,
@@ -260,6 +367,32 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dShape&
   const int64_t rows = chunk_rows(s, L, sizeof(T));
   const int64_t chunks = (M + rows - 1) / rows;
   const int nt = threads_for_work(2.0 * double(M) * double(K) * double(L));
+  // Direct path (no im2col pass) where the window rows are short (S*C < 32: im2col_packed
+  // spends more on per-segment work than on copying) and rows hold several whole tiles.
+  // 2 threads, ms, packed -> direct (torch_cl): 3->32 32x32 b64 1.28 -> 0.70 (0.77-0.84);
+  // it lost elsewhere: 32->64 15x15 2.55 -> 3.26, 64->64 6x6 0.54 -> 0.77 (few whole tiles
+  // per row), 'same' 32x32x32 about even (8.2 vs 9.4 on a noisier run).
+  if (s.S * s.C < 32 && s.Q >= 2 * kMR && s.R <= 16) {
+    constexpr int NR = kNV * Vec<T>::lanes;
+    const int64_t npan = (K + NR - 1) / NR;
+    // W packed once: NR-wide panels, k-major, zero-padded columns (read by all threads).
+    T* Bp = static_cast<T*>(thread_workspace(kConvPartial, sizeof(T) * npan * L * NR));
+    for (int64_t jp = 0; jp < npan; ++jp)
+      for (int64_t l = 0; l < L; ++l)
+        for (int j = 0; j < NR; ++j)
+          Bp[(jp * L + l) * NR + j] = jp * NR + j < K ? w[l * K + jp * NR + j] : T(0);
+    const int64_t nrows = s.N * s.P;
+    parallel_ranges(nrows, nt, [&](int64_t r0, int64_t r1) {
+      T* panel = static_cast<T*>(
+          thread_workspace(kConvCol, sizeof(T) * (kMR * L + kMR + s.S * s.C)));
+      T* zeros = panel + kMR * L + kMR;
+      std::memset(zeros, 0, sizeof(T) * s.S * s.C);
+      conv_direct_rows<T>(y, x, Bp, b, panel, zeros, s, r0, r1, relu);
+      if (post)
+        activation_forward<T>(y + r0 * s.Q * K, y + r0 * s.Q * K, (r1 - r0) * s.Q, K, act);
+    });
+    return;
+  }
   if (gemm_mr<T>() == kMR) {
     const int64_t kstep = gemm_k_step<T>(L);
     const int64_t rows_pad = (min64(rows, M) + kMR - 1) / kMR * kMR;
