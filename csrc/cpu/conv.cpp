@@ -16,6 +16,7 @@
 #include "common/threading.h"
 #include "cpu/kernels.h"
 #include "cpu/parallel.h"
+#include "cpu/tile.h"
 #include "cpu/vec.h"
 
 namespace dlfast {
@@ -249,30 +250,7 @@ inline void conv_tile(const T* const* a, int64_t nseg, int64_t seglen, const boo
       }
     }
   }
-  if (mr == kMR && nr == NR) {
-#pragma GCC unroll 16
-    for (int i = 0; i < kMR; ++i)
-#pragma GCC unroll 4
-      for (int j = 0; j < kNV; ++j) {
-        V v = acc[i][j];
-        if (bias) v += vload(bias + j * L);
-        if (relu) v = vmax0<T>(v);
-        vstore(y + i * ldy + j * L, v);
-      }
-    return;
-  }
-  alignas(64) T buf[kMR * NR];
-#pragma GCC unroll 16
-  for (int i = 0; i < kMR; ++i)
-#pragma GCC unroll 4
-    for (int j = 0; j < kNV; ++j) vstore(buf + i * NR + j * L, acc[i][j]);
-  for (int64_t i = 0; i < mr; ++i)
-    for (int64_t j = 0; j < nr; ++j) {
-      T v = buf[i * NR + j];
-      if (bias) v += bias[j];
-      if (relu) v = v > 0 ? v : T(0);
-      y[i * ldy + j] = v;
-    }
+  store_tile<T, kMR, kNV>(acc, y, ldy, mr, nr, /*accumulate=*/false, bias, relu);
 }
 
 // y rows of output rows [r0, r1) (an output row = Q pixels of one (n, p)).

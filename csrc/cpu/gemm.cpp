@@ -20,6 +20,7 @@
 
 #include "common/threading.h"
 #include "cpu/kernels.h"
+#include "cpu/tile.h"
 #include "cpu/vec.h"
 
 namespace dlfast {
@@ -59,43 +60,6 @@ constexpr int64_t kInPlaceBMaxM = 32;
 // Below this many multiply-adds the product runs on one thread without packing A.
 constexpr int64_t kSmallMNK = 64 * 64 * 64;
 
-// acc (+)= ... then c (= or +=) acc, + bias, ReLU: the epilogue of every tile. Full tiles
-// go straight from registers to C; edge tiles (mr < MR or nr < NR) through a buffer.
-template <typename T>
-inline void store_tile(const vec_t<T> (&acc)[Blocking<T>::MR][Blocking<T>::NV], T* c,
-                       int64_t ldc, int64_t mr, int64_t nr, bool accumulate, const T* bias,
-                       bool relu) {
-  using V = vec_t<T>;
-  constexpr int MR = Blocking<T>::MR, NV = Blocking<T>::NV, L = Vec<T>::lanes, NR = NV * L;
-  if (mr == MR && nr == NR) {
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-      for (int j = 0; j < NV; ++j) {
-        T* p = c + i * ldc + j * L;
-        V v = acc[i][j];
-        if (accumulate) v += vload(p);
-        if (bias) v += vload(bias + j * L);
-        if (relu) v = vmax0<T>(v);
-        vstore(p, v);
-      }
-    return;
-  }
-  alignas(64) T buf[MR * NR];
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j) vstore(buf + i * NR + j * L, acc[i][j]);
-  for (int64_t i = 0; i < mr; ++i)
-    for (int64_t j = 0; j < nr; ++j) {
-      T v = buf[i * NR + j];
-      if (accumulate) v += c[i * ldc + j];
-      if (bias) v += bias[j];
-      if (relu) v = v > 0 ? v : T(0);
-      c[i * ldc + j] = v;
-    }
-}
-
 // The packed micro-kernel: one MR x NR tile of C from a packed A panel (a(i,k) at k*MR+i) and a
 // B panel b(k,j) at k*ldb+j: packed (ldb = NR) or read in place from a row-major B. Per k: NV aligned loads of B, MR broadcasts of A straight
 // from memory, MR*NV FMAs into registers; nothing else in the loop (checked with objdump).
@@ -132,7 +96,7 @@ inline void micro_packed(int64_t kc, const T* __restrict a, const T* __restrict 
     a += MR;
     b += ldb;
   }
-  store_tile<T>(acc, c, ldc, mr, nr, accumulate, bias, relu);
+  store_tile<T, MR, NV>(acc, c, ldc, mr, nr, accumulate, bias, relu);
 }
 
 // The same tile with A read in place (a(i,k) at a + i*a_rs + k*a_cs; rows past mr re-read
@@ -162,7 +126,7 @@ inline void micro_strided(int64_t kc, const T* a, int64_t a_rs, int64_t a_cs, co
       for (int j = 0; j < NV; ++j) acc[i][j] += ai * bv[j];
     }
   }
-  store_tile<T>(acc, c, ldc, mr, nr, accumulate, bias, relu);
+  store_tile<T, MR, NV>(acc, c, ldc, mr, nr, accumulate, bias, relu);
 }
 
 // Packing. Both packed layouts are "R-wide panels, k-major": element (r, k) of a panel at
