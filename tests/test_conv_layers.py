@@ -112,6 +112,20 @@ def test_conv_and_pool_bad_arguments():
         model.predict(np.zeros((2, 8, 8, 2), np.float32))
 
 
+def assert_finite_differences(objective, arrays_and_grads, rng, samples, eps=1e-6):
+    """Central differences of the scalar objective() at `samples` random entries of each array
+    (changed in place, then restored) against the gradient backward gave for it."""
+    for arr, grad in arrays_and_grads:
+        for idx in [tuple(rng.integers(0, d) for d in arr.shape) for _ in range(samples)]:
+            old = arr[idx]
+            arr[idx] = old + eps
+            up = objective()
+            arr[idx] = old - eps
+            down = objective()
+            arr[idx] = old
+            assert grad[idx] == pytest.approx((up - down) / (2 * eps), rel=1e-5, abs=1e-8)
+
+
 def conv_reference(x, w, b, stride, pad_top, pad_left, out_hw):
     """Plain float64 convolution with explicit zero padding (independent of the kernels)."""
     n, h, wd, c = x.shape
@@ -138,16 +152,8 @@ def test_conv2d_layer_forward_and_backward_match_numpy():
     dy = rng.standard_normal(y.shape)
     dx = layer.backward(dy)
     # finite differences of <y, dy> with respect to the input and the kernel
-    eps = 1e-6
-    for arr, grad in [(x, dx), (layer.kernel, layer.grads[0])]:
-        for idx in [tuple(rng.integers(0, d) for d in arr.shape) for _ in range(6)]:
-            old = arr[idx]
-            arr[idx] = old + eps
-            up = np.sum(layer.forward(x) * dy)
-            arr[idx] = old - eps
-            down = np.sum(layer.forward(x) * dy)
-            arr[idx] = old
-            assert grad[idx] == pytest.approx((up - down) / (2 * eps), rel=1e-5, abs=1e-8)
+    assert_finite_differences(lambda: np.sum(layer.forward(x) * dy),
+                              [(x, dx), (layer.kernel, layer.grads[0])], rng, samples=6)
     np.testing.assert_allclose(layer.grads[1], (dy * (y > 0)).sum(axis=(0, 1, 2)), rtol=1e-12)
 
 
@@ -191,16 +197,8 @@ def test_small_cnn_train_step_gradients_match_finite_differences():
     model.zero_grad()
     model.forward(x, training=True)
     model.backward(dy)
-    eps = 1e-6
-    for w, g in zip(model.weights, model.grads):
-        for idx in [tuple(rng.integers(0, d) for d in w.shape) for _ in range(3)]:
-            old = w[idx]
-            w[idx] = old + eps
-            up = np.sum(model.forward(x) * dy)
-            w[idx] = old - eps
-            down = np.sum(model.forward(x) * dy)
-            w[idx] = old
-            assert g[idx] == pytest.approx((up - down) / (2 * eps), rel=1e-5, abs=1e-8)
+    assert_finite_differences(lambda: np.sum(model.forward(x) * dy),
+                              list(zip(model.weights, model.grads)), rng, samples=3)
 
 
 def test_digits_cnn_reaches_96_percent():
