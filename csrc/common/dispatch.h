@@ -41,6 +41,12 @@ struct Pool2dShape {
   int64_t pad_top, pad_left;
 };
 
+// LSTM over a sequence: x[N,L,D] (batch, time steps, features), U units, G = 4U gate columns in
+// Keras's order i, f, c~, o: kernel W[D,G], recurrent kernel R[U,G], bias b[G].
+struct LstmShape {
+  int64_t N, L, D, U;
+};
+
 template <typename T>
 struct KernelTable {
   // C[M,N] (= or +=) op(A)[M,K] . op(B)[K,N], then + bias[N] on every row, then ReLU if asked.
@@ -83,6 +89,18 @@ struct KernelTable {
   void (*maxpool2d_backward)(T* dx, const T* dy, const T* x, const Pool2dShape& s);
   void (*avgpool2d_forward)(T* y, const T* x, const Pool2dShape& s);
   void (*avgpool2d_backward)(T* dx, const T* dy, const Pool2dShape& s);
+
+  // Every step of an LSTM: H[N,L,U] (h_t), C[N,L,U] (c_t) and Z[N,L,G] (the activated gates
+  // i, f, c~, o, kept for backward). b, h0[N,U], c0[N,U] may be null (zeros).
+  void (*lstm_forward)(T* H, T* C, T* Z, const T* x, const T* W, const T* R, const T* b,
+                       const T* h0, const T* c0, const LstmShape& s);
+  // Backward through time from dH[N,L,U] (gradient of every h_t; null: none) plus dhL and dcL
+  // [N,U] (gradients of the last h and c; null: none), given the forward's H, C, Z.
+  // dW, dR, db (+= or =, db may be null); dx (=), dh0, dc0 (=) may be null.
+  void (*lstm_backward)(T* dx, T* dW, T* dR, T* db, T* dh0, T* dc0, const T* dH, const T* dhL,
+                        const T* dcL, const T* x, const T* W, const T* R, const T* h0,
+                        const T* c0, const T* H, const T* C, const T* Z, const LstmShape& s,
+                        bool accumulate);
 };
 
 template <typename T>

@@ -14,7 +14,9 @@ int threads_for_work(double flops);
 
 // Workspace slots: each thread owns one growable, 64-byte-aligned buffer per slot.
 // kConvCol: conv2d's im2col / dcol chunk; kConvGrad: conv2d_backward's dz = dy * act'(y);
-// kConvPartial: conv2d_backward's per-unit partial dW / db.
+// kConvPartial: conv2d_backward's per-unit partial dW / db. kLstmPack: the LSTM's packed
+// recurrent kernel; kLstmGates: its backward's gate gradients of all steps; kLstmState: its
+// backward's carried cell gradient and shifted hidden states.
 enum WorkspaceSlot : int {
   kPackA = 0,
   kPackB = 1,
@@ -23,7 +25,10 @@ enum WorkspaceSlot : int {
   kConvCol = 4,
   kConvGrad = 5,
   kConvPartial = 6,
-  kNumSlots = 7
+  kLstmPack = 7,
+  kLstmGates = 8,
+  kLstmState = 9,
+  kNumSlots = 10
 };
 // A buffer of at least `bytes` for the calling thread; valid until the same thread asks the
 // same slot for more. Never called inside a hot loop: once per kernel call per thread.

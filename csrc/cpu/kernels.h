@@ -55,5 +55,13 @@ void avgpool2d_forward(T* y, const T* x, const Pool2dShape& s);
 template <typename T>
 void avgpool2d_backward(T* dx, const T* dy, const Pool2dShape& s);
 
+template <typename T>
+void lstm_forward(T* H, T* C, T* Z, const T* x, const T* W, const T* R, const T* b,
+                  const T* h0, const T* c0, const LstmShape& s);
+template <typename T>
+void lstm_backward(T* dx, T* dW, T* dR, T* db, T* dh0, T* dc0, const T* dH, const T* dhL,
+                   const T* dcL, const T* x, const T* W, const T* R, const T* h0, const T* c0,
+                   const T* H, const T* C, const T* Z, const LstmShape& s, bool accumulate);
+
 }  // namespace DLFAST_ISA
 }  // namespace dlfast

@@ -53,6 +53,19 @@ def ones(shape, dtype):
     return np.ones(shape, dtype)
 
 
+def orthogonal(shape, dtype, gain=1.0):
+    """Keras's orthogonal: the (prod(shape[:-1]), shape[-1]) matrix has orthonormal rows or
+    columns (whichever are fewer), from the QR factors of a normal draw, signs fixed by R."""
+    rows = int(np.prod(shape[:-1])) if len(shape) > 1 else 1
+    cols = shape[-1]
+    a = _random.generator().standard_normal((max(rows, cols), min(rows, cols)))
+    q, r = np.linalg.qr(a)
+    q *= np.sign(np.diag(r))
+    if rows < cols:
+        q = q.T
+    return (gain * q).reshape(shape).astype(dtype)
+
+
 def _truncated_normal(shape, stddev, dtype):
     # Keras's truncated normal: draws beyond two standard deviations are redrawn; the scale
     # 0.8796... makes the truncated distribution's standard deviation equal `stddev`.
@@ -66,7 +79,8 @@ def _truncated_normal(shape, stddev, dtype):
 
 
 _BY_NAME = {f.__name__: f for f in (glorot_uniform, glorot_normal, he_uniform, he_normal,
-                                    random_normal, random_uniform, zeros, ones)}
+                                    random_normal, random_uniform, zeros, ones,
+                                    orthogonal)}
 
 
 def get(spec):

@@ -22,6 +22,7 @@ __all__ = [
     "categorical_crossentropy_forward", "categorical_crossentropy_backward",
     "sparse_categorical_crossentropy_forward", "sparse_categorical_crossentropy_backward",
     "sgd_update",
+    "lstm_forward", "lstm_backward", "lstm_cell_forward", "lstm_cell_backward",
 ]
 
 ACTIVATIONS = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "softmax": 4}
@@ -327,3 +328,61 @@ def global_avgpool2d_backward(dy, x):
                          f"dy {dy.shape}")
     n, h, w, c = x.shape
     return _core.avgpool2d_backward(dy.reshape(n, 1, 1, c), (n, h, w, c), (h, w), (h, w), "valid")
+
+
+# --- LSTM -------------------------------------------------------------------------------
+
+def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None):
+    """Every step of an LSTM (Keras layout, gates i, f, c~, o): x (N, L, D), kernel (D, 4U),
+    recurrent_kernel (U, 4U), bias (4U,), h0 and c0 (N, U) or None (zeros).
+    Returns ``(h, c)``: the hidden and cell states of every step, each (N, L, U)."""
+    fn = "lstm_forward"
+    x = as_float_array(x, fn, "x")
+    kernel, recurrent_kernel, bias, h0, c0 = _same_dtype(
+        fn, x, kernel=kernel, recurrent_kernel=recurrent_kernel, bias=bias, h0=h0, c0=c0)
+    h, c, _ = _core.lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0)
+    return h, c
+
+
+def lstm_backward(dh, x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, dh_last=None,
+                  dc_last=None):
+    """Gradients of :func:`lstm_forward` given ``dh`` (N, L, U), the gradient of every step's
+    h (None: zeros), plus optional gradients of the last h and c (N, U). Returns ``(dx,
+    dkernel, drecurrent_kernel, dbias, dh0, dc0)`` (dbias None without a bias). The forward is
+    recomputed (a layer keeps it instead: dlfast.layers.LSTM)."""
+    fn = "lstm_backward"
+    x = as_float_array(x, fn, "x")
+    dh, kernel, recurrent_kernel, bias, h0, c0, dh_last, dc_last = _same_dtype(
+        fn, x, dh=dh, kernel=kernel, recurrent_kernel=recurrent_kernel, bias=bias, h0=h0, c0=c0,
+        dh_last=dh_last, dc_last=dc_last)
+    H, C, Z = _core.lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0)
+    dkernel, drecurrent = np.zeros_like(kernel), np.zeros_like(recurrent_kernel)
+    dbias = None if bias is None else np.zeros_like(bias)
+    dx, dh0, dc0 = _core.lstm_backward(dh, dh_last, dc_last, x, kernel, recurrent_kernel, h0, c0,
+                                       H, C, Z, dkernel, drecurrent, dbias, True, True, False)
+    return dx, dkernel, drecurrent, dbias, dh0, dc0
+
+
+def _step_input(x, fn):
+    x = as_float_array(x, fn, "x")
+    if x.ndim != 2:
+        raise ValueError(f"{fn}: 'x' must be one step (batch, features), got shape {x.shape}")
+    return x[:, None, :]
+
+
+def lstm_cell_forward(x, h, c, kernel, recurrent_kernel, bias=None):
+    """One LSTM step: x (N, D), the previous h and c (N, U) -> ``(h_new, c_new)``. The same
+    fused kernel as :func:`lstm_forward`, with one time step."""
+    fn = "lstm_cell_forward"
+    h_all, c_all = lstm_forward(_step_input(x, fn), kernel, recurrent_kernel, bias, h, c)
+    return h_all[:, 0], c_all[:, 0]
+
+
+def lstm_cell_backward(dh_new, dc_new, x, h, c, kernel, recurrent_kernel, bias=None):
+    """Gradients of :func:`lstm_cell_forward` from those of h_new and c_new (either may be
+    None): returns ``(dx, dh, dc, dkernel, drecurrent_kernel, dbias)``."""
+    fn = "lstm_cell_backward"
+    x3 = _step_input(x, fn)
+    dx, dk, dr, db, dh, dc = lstm_backward(None, x3, kernel, recurrent_kernel, bias, h, c,
+                                           dh_new, dc_new)
+    return dx[:, 0], dh, dc, dk, dr, db

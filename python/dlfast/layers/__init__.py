@@ -4,6 +4,7 @@ from .base import Layer
 from .conv import Conv2D
 from .core import Activation, Dense, Flatten, Input, ReLU
 from .pooling import AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D
+from .recurrent import LSTM
 
 __all__ = ["Layer", "Input", "Dense", "Activation", "ReLU", "Flatten", "Conv2D",
-           "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D"]
+           "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "LSTM"]

@@ -1,0 +1,149 @@
+"""LSTM over (batch, time, features) sequences, with Keras's weights and gate order."""
+
+import numpy as np
+
+from .. import _core, initializers
+from .base import Layer, to_array
+
+
+class LSTM(Layer):
+    """The course's LSTM with forget gate (SPEC.md), Keras's layout: kernel (features, 4*units),
+    recurrent_kernel (units, 4*units), bias (4*units,), gates i, f, c~, o; h0 = c0 = 0 unless
+    ``initial_state=[h0, c0]`` is given to ``forward``.
+
+    Output: the last h (batch, units), or every h (batch, time, units) with return_sequences;
+    with return_state, the list ``[output, h, c]``, and ``backward`` then takes the matching
+    list ``[d_output, dh, dc]`` (None entries count as zeros). ``backward`` returns dx, or
+    ``[dx, dh0, dc0]`` when the forward was given an initial state.
+
+    The whole time loop, forward and backward, is one C++ call (csrc/cpu/lstm.cpp). Sequences
+    of any length run through a built layer; only the feature count is fixed.
+    """
+
+    def __init__(self, units, return_sequences=False, return_state=False, unit_forget_bias=True,
+                 use_bias=True, kernel_initializer="glorot_uniform",
+                 recurrent_initializer="orthogonal", bias_initializer="zeros",
+                 input_shape=None, dtype=None, name=None):
+        super().__init__(input_shape=input_shape, dtype=dtype, name=name)
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
+            raise ValueError(f"{self.name}: units must be a positive int, got {units!r}")
+        self.units = int(units)
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.unit_forget_bias = bool(unit_forget_bias)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.recurrent_initializer = initializers.get(recurrent_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self._cache = None
+
+    # --- shapes and weights -------------------------------------------------------------------
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) != 2:
+            raise ValueError(f"{self.name}: LSTM needs inputs (batch, time, features), got "
+                             f"input shape (batch, {', '.join(map(str, input_shape))})")
+        out = (input_shape[0], self.units) if self.return_sequences else (self.units,)
+        return out
+
+    def build_weights(self, input_shape):
+        u = self.units
+        if input_shape[-1] is None:
+            raise ValueError(f"{self.name}: the feature count (last axis) must be known")
+        self.add_weight("kernel", (input_shape[-1], 4 * u), self.kernel_initializer)
+        self.add_weight("recurrent_kernel", (u, 4 * u), self.recurrent_initializer)
+        if self.use_bias:
+            init = self.bias_initializer
+            if self.unit_forget_bias:  # Keras: the forget gate's bias starts at 1
+                base = init
+
+                def init(shape, dtype):
+                    b = np.array(base((4 * u,), dtype), dtype=dtype)
+                    b[u:2 * u] = 1
+                    return b
+            self.add_weight("bias", (4 * u,), init)
+
+    def _shape_matches(self, shape):  # any number of time steps, the built feature count
+        return len(shape) == 2 and shape[1] == self.input_shape[1]
+
+    # --- forward ------------------------------------------------------------------------------
+    def forward(self, x, training=False, initial_state=None):
+        x = self.check_input(x)
+        return self.call_forward(x, training, initial_state)
+
+    def __call__(self, x, training=False, initial_state=None):
+        return self.forward(x, training=training, initial_state=initial_state)
+
+    def _initial_state(self, initial_state, n):
+        if initial_state is None:
+            return None, None
+        if not isinstance(initial_state, (list, tuple)) or len(initial_state) != 2:
+            raise ValueError(f"{self.name}: initial_state must be a list [h0, c0], got "
+                             f"{type(initial_state).__name__}"
+                             + (f" of length {len(initial_state)}"
+                                if isinstance(initial_state, (list, tuple)) else ""))
+        states = []
+        for what, s in zip(("h0", "c0"), initial_state):
+            s = to_array(s, self.dtype, self.name, f"initial_state {what}")
+            if s.shape != (n, self.units):
+                raise ValueError(f"{self.name}: initial_state {what} must have shape (batch, "
+                                 f"units) = {(n, self.units)}, got {s.shape}")
+            states.append(s)
+        return states
+
+    def call_forward(self, x, training, initial_state=None):
+        h0, c0 = self._initial_state(initial_state, x.shape[0])
+        w = self.weights
+        H, C, Z = _core.lstm_forward(x, w[0], w[1], w[2] if self.use_bias else None, h0, c0)
+        self._cache = (x, h0, c0, H, C, Z)
+        out = H if self.return_sequences else np.ascontiguousarray(H[:, -1])
+        if self.return_state:
+            return [out, np.ascontiguousarray(H[:, -1]), np.ascontiguousarray(C[:, -1])]
+        return out
+
+    # --- backward -----------------------------------------------------------------------------
+    def backward(self, dy):
+        if not self.built or self._cache is None:
+            raise RuntimeError(f"{self.name}: backward called before forward")
+        return self.call_backward(dy)
+
+    def _grad(self, g, shape, what):
+        if g is None:
+            return None
+        g = to_array(g, self.dtype, self.name, what)
+        if g.shape != shape:
+            raise ValueError(f"{self.name}: {what} must have shape {shape}, got {g.shape}")
+        return g
+
+    def call_backward(self, dy, need_dx=True, accumulate=True):
+        if self._cache is None:
+            raise RuntimeError(f"{self.name}: backward called before forward")
+        x, h0, c0, H, C, Z = self._cache
+        n, steps, u = H.shape
+        out_shape = H.shape if self.return_sequences else (n, u)
+        if self.return_state:
+            if not isinstance(dy, (list, tuple)) or len(dy) != 3:
+                raise ValueError(f"{self.name}: with return_state, backward expects the list "
+                                 f"[d_output, dh, dc], got {type(dy).__name__}")
+            d_out, dh, dc = dy
+        else:
+            if isinstance(dy, (list, tuple)):
+                raise ValueError(f"{self.name}: backward expects one array dy (the layer was "
+                                 f"built with return_state=False), got a "
+                                 f"{type(dy).__name__}")
+            d_out, dh, dc = dy, None, None
+        d_out = self._grad(d_out, out_shape, "dy")
+        dh = self._grad(dh, (n, u), "dh")
+        dc = self._grad(dc, (n, u), "dc")
+        dH = d_out if self.return_sequences else None
+        if not self.return_sequences and d_out is not None:
+            dh = d_out if dh is None else d_out + dh
+        w, g = self.weights, self.grads
+        dx, dh0, dc0 = _core.lstm_backward(dH, dh, dc, x, w[0], w[1], h0, c0, H, C, Z, g[0],
+                                           g[1], g[2] if self.use_bias else None, need_dx,
+                                           h0 is not None, accumulate)
+        return dx if h0 is None else [dx, dh0, dc0]
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units,
+                "return_sequences": self.return_sequences, "return_state": self.return_state,
+                "unit_forget_bias": self.unit_forget_bias, "use_bias": self.use_bias}
