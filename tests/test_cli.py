@@ -34,11 +34,23 @@ def test_demo_trains_and_prints_the_table():
     assert rows["iris 4-32-16-3 (Dense)"][1] >= 80.0
     assert rows["digits 64-128-64-10 (Dense)"][1] >= 90.0
     assert rows["digits 8x8x1 CNN (Conv2D)"][1] >= 90.0
+    assert rows["digits 8 steps x 8 px (LSTM)"] == (19_338, rows["digits 8 steps x 8 px (LSTM)"][1])
+    assert rows["digits 8 steps x 8 px (LSTM)"][1] >= 80.0
 
 
 @pytest.mark.parametrize("script", ["iris_keras.py", "iris_by_hand.py", "cifar10_cnn.py",
-                                    "digits_errors.py"])
+                                    "digits_errors.py", "digits_lstm.py"])
 def test_examples_reach_the_course_accuracy(script, tmp_path):
     out = run(os.path.join(ROOT, "examples", script), cwd=tmp_path)  # files they write go there
     accuracy = float(re.search(r"test accuracy ([\d.]+)%", out).group(1))
     assert accuracy >= 90.0, out
+
+
+def test_char_lm_learns_and_writes_a_sample(tmp_path):
+    out = run(os.path.join(ROOT, "examples", "char_lm.py"), "--epochs", "10", "--length", "80",
+              cwd=tmp_path)
+    first, last, uniform = map(float, re.search(
+        r"training loss ([\d.]+) -> ([\d.]+) \(uniform guessing: ([\d.]+)\)", out).groups())
+    assert last < 0.75 * uniform and last < first, out
+    sample = out.split("sample:\n", 1)[1]
+    assert sample.startswith("The Zen of Python, by Ti") and len(sample.rstrip("\n")) >= 24 + 80

@@ -21,9 +21,10 @@ def load_iris_split(test_size=0.3, seed=0):
     return _split_scale(data.data, data.target, test_size, seed)
 
 
-def load_digits_split(test_size=0.25, seed=0, images=False):
+def load_digits_split(test_size=0.25, seed=0, images=False, sequences=False):
     """Digits (8x8 grey images, 10 classes): stratified split, pixels scaled to [0, 1].
-    With images=True, x has shape (n, 8, 8, 1) (NHWC), else (n, 64)."""
+    With images=True, x has shape (n, 8, 8, 1) (NHWC); with sequences=True, (n, 8, 8): each
+    image read as 8 time steps of 8 pixels (its rows); else (n, 64)."""
     _sklearn()
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -31,6 +32,8 @@ def load_digits_split(test_size=0.25, seed=0, images=False):
     x = (data.data / 16.0).astype(np.float32)
     if images:
         x = x.reshape(-1, 8, 8, 1)
+    elif sequences:
+        x = x.reshape(-1, 8, 8)
     x_tr, x_te, y_tr, y_te = train_test_split(x, data.target.astype(np.int64), test_size=test_size,
                                               stratify=data.target, random_state=seed)
     return x_tr, y_tr, x_te, y_te

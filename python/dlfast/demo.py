@@ -7,7 +7,7 @@ import numpy as np
 
 from . import callbacks, datasets, optimizers
 from ._random import manual_seed
-from .layers import Conv2D, Dense, Flatten, Input, MaxPooling2D
+from .layers import LSTM, Conv2D, Dense, Flatten, Input, MaxPooling2D
 from .models import Sequential
 
 
@@ -55,6 +55,12 @@ def digits_cnn():
                        Flatten(), Dense(10, activation="softmax")], name="digits_cnn")
 
 
+def digits_lstm():
+    """Each digit read as 8 time steps of 8 pixels (its rows): LSTM(64), a softmax Dense."""
+    return Sequential([Input((8, 8)), LSTM(64), Dense(10, activation="softmax")],
+                      name="digits_lstm")
+
+
 def _train(title, model, data, epochs, batch_size, optimizer):
     x_tr, y_tr, x_te, y_te = data
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
@@ -81,6 +87,9 @@ def run_demo(quick=False):
                max(1, int(40 * scale)), 32, optimizers.SGD(0.05, momentum=0.9)),
         _train("digits 8x8x1 CNN (Conv2D)", digits_cnn(), datasets.load_digits_split(images=True),
                max(1, int(10 * scale)), 32, optimizers.SGD(0.05, momentum=0.9)),
+        _train("digits 8 steps x 8 px (LSTM)", digits_lstm(),
+               datasets.load_digits_split(sequences=True), max(1, int(20 * scale)), 32,
+               optimizers.SGD(0.1, momentum=0.9)),
     ]
     print()
     print(format_table(rows))
