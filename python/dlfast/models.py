@@ -88,6 +88,14 @@ class Sequential(Layer):
     def weight_names(self, value):
         pass
 
+    @property
+    def weight_trainable(self):
+        return [t and layer.trainable for layer in self.layers for t in layer.weight_trainable]
+
+    @weight_trainable.setter
+    def weight_trainable(self, value):
+        pass
+
     def compute_output_shape(self, input_shape):
         shape = tuple(input_shape)
         for layer in self.layers:
