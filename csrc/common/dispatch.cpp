@@ -39,7 +39,8 @@ Isa detect_isa() {
     &ns::gemm<T>, &ns::dense_forward<T>, &ns::dense_backward<T>, &ns::activation_forward<T>, \
         &ns::activation_backward<T>, &ns::loss_forward_backward<T>, &ns::sgd_update<T>,      \
         &ns::conv2d_forward<T>, &ns::conv2d_backward<T>, &ns::maxpool2d_forward<T>,          \
-        &ns::maxpool2d_backward<T>, &ns::avgpool2d_forward<T>, &ns::avgpool2d_backward<T>    \
+        &ns::maxpool2d_backward<T>, &ns::avgpool2d_forward<T>, &ns::avgpool2d_backward<T>,   \
+        &ns::batchnorm_forward<T>, &ns::batchnorm_backward<T>, &ns::regularizer_penalty<T>   \
   }
 
 template <typename T>
