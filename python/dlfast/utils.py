@@ -16,6 +16,11 @@ _DEFAULTS = {np.dtype("float64"): (1e-6, 1e-5), np.dtype("float32"): (1e-3, 5e-2
 # fraction of the largest gradient of its array: entries that are (nearly) zero would
 # otherwise turn the finite differences' rounding noise into a large "relative" error.
 _RELATIVE_FLOOR = 1e-3
+# The objective sum(y * R) is computed with a rounding error of about (a few) machine
+# epsilons times sum|y * R|; a central difference divides it by 2*eps. Differences below this
+# many such units are noise, not errors (a gradient that is exactly zero, e.g. the bias of a
+# layer followed by BatchNormalization, then checks clean).
+_NOISE_ULPS = 16
 
 
 class GradcheckReport:
@@ -78,7 +83,7 @@ class GradcheckReport:
 
 
 def gradcheck(layer_or_model, input_shape, dtype="float64", batch_size=4, training=True,
-              eps=None, tolerance=None, seed=0, max_entries=None):
+              eps=None, tolerance=None, seed=0, max_entries=None, regularization=True):
     """Check ``backward`` against central finite differences.
 
     The scalar objective is ``sum(forward(x, training) * R)`` for a random input ``x`` of
@@ -86,7 +91,9 @@ def gradcheck(layer_or_model, input_shape, dtype="float64", batch_size=4, traini
     standard normal, drawn from ``seed``), so ``backward(R)`` must return d/dx and add
     d/dw into ``grads``. Works for any layer or model, including a user's own ``Layer``
     subclass. Non-trainable weights (e.g. BatchNormalization's moving statistics) are not
-    checked.
+    checked. With ``regularization`` (the default) the objective also holds the weight
+    penalties (``regularization_loss()``) and the analytic gradient their gradients
+    (``add_regularization_grads()`` after backward), as in a training step.
 
     - ``dtype``: an unbuilt layer/model is built in this dtype; a built one must already
       have it (finite differences need float64 to mean much).
@@ -99,10 +106,11 @@ def gradcheck(layer_or_model, input_shape, dtype="float64", batch_size=4, traini
     - ``max_entries``: check at most this many randomly chosen entries of each array
       (None: all of them; a forward pair per entry).
 
-    The relative error of an entry is ``|a - n| / max(|a|, |n|, 1e-3 * m)`` with ``a`` from
-    backward, ``n`` from finite differences and ``m`` the largest ``|a|`` or ``|n|`` of the
-    array (so rounding noise on near-zero entries is not mistaken for an error); each array
-    reports its worst entry. Weights are restored afterwards (a training forward may update
+    The relative error of an entry is ``max(|a - n| - noise, 0) / max(|a|, |n|, 1e-3 * m)``
+    with ``a`` from backward, ``n`` from finite differences, ``m`` the largest ``|a|`` or
+    ``|n|`` of the array and ``noise = 16 * machine_eps * sum|y * R| / (2 * eps)`` the
+    finite differences' rounding noise (so that noise on near-zero entries is not mistaken
+    for an error); each array reports its worst entry. Weights are restored afterwards (a training forward may update
     state such as moving statistics); ``grads`` are left holding backward's gradients.
     ReLU-like kinks within ``eps`` of an input make finite differences meaningless there:
     pick another ``seed`` if a check fails by a kink.
@@ -139,13 +147,18 @@ def gradcheck(layer_or_model, input_shape, dtype="float64", batch_size=4, traini
         replay.rewind()
         y = obj.forward(x, training=training)
         projection = rng.standard_normal(y.shape).astype(dtype)
+        magnitude = float(np.sum(np.abs(y.astype(np.float64) * projection)))
         dx = obj.backward(projection)
+        if regularization:
+            magnitude += abs(obj.add_regularization_grads())
+        noise = _NOISE_ULPS * np.finfo(dtype).eps * max(magnitude, 1.0) / (2 * eps)
         after_first_forward = replay.snapshot()
 
         def objective():
             replay.rewind()
             out = obj.forward(x, training=training)
-            return float(np.sum(out.astype(np.float64) * projection))
+            penalty = obj.regularization_loss() if regularization else 0.0
+            return float(np.sum(out.astype(np.float64) * projection)) + penalty
 
         checked = [("input", x, dx)]
         trainable = _trainable_flags(obj)
@@ -162,7 +175,7 @@ def gradcheck(layer_or_model, input_shape, dtype="float64", batch_size=4, traini
             index = _entries(array.size, max_entries, rng)
             numeric = _central_differences(objective, array, index, eps)
             errors[name], worst[name] = _worst_error(analytic.reshape(-1)[index], numeric,
-                                                     index, array.shape)
+                                                     index, array.shape, noise)
     finally:
         obj.set_weights(saved)
     replay.restore(after_first_forward)
@@ -227,7 +240,7 @@ def _central_differences(f, array, index, eps):
     return out
 
 
-def _worst_error(analytic, numeric, index, shape):
+def _worst_error(analytic, numeric, index, shape, noise):
     """The worst relative error and (its entry as an index tuple, analytic, numeric)."""
     at = lambda k: tuple(int(i) for i in np.unravel_index(index[k], shape))
     a = analytic.astype(np.float64)
@@ -237,10 +250,12 @@ def _worst_error(analytic, numeric, index, shape):
     if not np.isfinite(scale) or not np.all(np.isfinite(a)):
         k = int(np.argmax(~np.isfinite(a) | ~np.isfinite(numeric)))
         return float("inf"), (at(k), float(a[k]), float(numeric[k]))
-    if scale == 0.0:
-        return 0.0, (at(0), 0.0, 0.0)
+    excess = np.maximum(np.abs(a - numeric) - noise, 0.0)
+    if not excess.any():  # all within the noise (this includes scale == 0)
+        k = int(np.argmax(np.abs(a - numeric)))
+        return 0.0, (at(k), float(a[k]), float(numeric[k]))
     denom = np.maximum(np.maximum(np.abs(a), np.abs(numeric)), _RELATIVE_FLOOR * scale)
-    err = np.abs(a - numeric) / denom
+    err = excess / denom
     k = int(np.argmax(err))
     return float(err[k]), (at(k), float(a[k]), float(numeric[k]))
 
