@@ -141,6 +141,18 @@ class Layer:
             dy = to_array(dy, self.dtype, self.name, "dy")
         return dy
 
+    # --- regularization (Keras adds the penalties to the loss) ------------------------------
+    def regularization_loss(self):
+        """The penalty of this layer's weight regularizers (0.0 without any): what a model
+        adds to the loss it reports."""
+        return 0.0
+
+    def add_regularization_grads(self):
+        """Adds the regularizers' gradients into ``self.grads`` and returns their penalty.
+        ``backward`` never does it: a model's training step calls this after backward, and a
+        hand-written loop should too (then add the returned penalty to its loss)."""
+        return 0.0
+
     # --- weights ----------------------------------------------------------------------------
     def zero_grad(self):
         for g in self.grads:
