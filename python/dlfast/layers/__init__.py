@@ -3,7 +3,10 @@
 from .base import Layer
 from .conv import Conv2D
 from .core import Activation, Dense, Flatten, Input, ReLU
+from .normalization import BatchNormalization
 from .pooling import AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D
+from .regularization import Dropout
 
 __all__ = ["Layer", "Input", "Dense", "Activation", "ReLU", "Flatten", "Conv2D",
-           "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D"]
+           "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "Dropout",
+           "BatchNormalization"]
