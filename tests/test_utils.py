@@ -179,3 +179,19 @@ def test_bad_arguments(kwargs, exc, match):
 def test_not_a_layer():
     with pytest.raises(TypeError, match="dlfast layer"):
         gradcheck(lambda x: x, (3,))
+
+
+def test_exactly_zero_gradients_pass_and_small_real_errors_still_fail():
+    """A bias followed by BatchNormalization has a gradient of exactly zero: finite
+    differences give rounding noise there, which must not read as an error; a 0.1% error
+    in a backward upstream of the same layers must."""
+    dlfast.manual_seed(0)
+    good = dlfast.Sequential([layers.Dense(4), layers.BatchNormalization(), Scale()])
+    report = gradcheck(good, (3,), batch_size=5)
+    assert report.passed, str(report)
+    assert report.errors[good.weight_names[1]] == 0.0  # the dense bias
+    bad = dlfast.Sequential([layers.Dense(4), layers.BatchNormalization(),
+                             Scale(dx_factor=1.001)])
+    report = gradcheck(bad, (3,), batch_size=5)
+    assert "input" in report.failed and bad.weight_names[0] in report.failed
+    assert report.errors["input"] == pytest.approx(1e-3, rel=0.05)
