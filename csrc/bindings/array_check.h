@@ -60,6 +60,8 @@ void bind_optimizer(py::module_& m);
 void bind_conv(py::module_& m);
 void bind_pool(py::module_& m);
 void bind_lstm(py::module_& m);
+void bind_batchnorm(py::module_& m);
+void bind_regularizer(py::module_& m);
 
 }  // namespace bind
 }  // namespace dlfast

@@ -41,4 +41,6 @@ PYBIND11_MODULE(_core, m) {
   bind::bind_conv(m);
   bind::bind_pool(m);
   bind::bind_lstm(m);
+  bind::bind_batchnorm(m);
+  bind::bind_regularizer(m);
 }

@@ -101,6 +101,22 @@ struct KernelTable {
                         const T* dcL, const T* x, const T* W, const T* R, const T* h0,
                         const T* c0, const T* H, const T* C, const T* Z, const LstmShape& s,
                         bool accumulate);
+
+  // Batch normalization over the last axis, x/y [R,C] (R = N or N*H*W rows, C channels).
+  // Training: batch mean and biased variance, moving_* = moving_*·momentum + batch·(1−momentum);
+  // inference: the moving statistics. y (=) = (x − mean)·inv_std·gamma + beta (gamma, beta
+  // may be null); mean[C], inv_std[C] (=) are the statistics used, kept for backward.
+  void (*batchnorm_forward)(T* y, T* mean, T* inv_std, T* moving_mean, T* moving_var,
+                            const T* x, const T* gamma, const T* beta, int64_t R, int64_t C,
+                            double momentum, double epsilon, bool training);
+  // dbeta (+= or =) colsum(dy), dgamma (+= or =) colsum(dy·xhat); dx (=) through the batch
+  // statistics in training, gamma·inv_std·dy in inference. dx, dgamma, dbeta may be null.
+  void (*batchnorm_backward)(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x,
+                             const T* gamma, const T* mean, const T* inv_std, int64_t R,
+                             int64_t C, bool training, bool accumulate);
+  // Returns l1·Σ|w| + l2·Σw² over w[n] (Keras's L1L2); grad (+=, when not null) its gradient
+  // l1·sign(w) + 2·l2·w.
+  double (*regularizer_penalty)(T* grad, const T* w, int64_t n, double l1, double l2);
 };
 
 template <typename T>

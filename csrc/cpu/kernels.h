@@ -54,6 +54,16 @@ template <typename T>
 void avgpool2d_forward(T* y, const T* x, const Pool2dShape& s);
 template <typename T>
 void avgpool2d_backward(T* dx, const T* dy, const Pool2dShape& s);
+template <typename T>
+void batchnorm_forward(T* y, T* mean, T* inv_std, T* moving_mean, T* moving_var, const T* x,
+                       const T* gamma, const T* beta, int64_t R, int64_t C, double momentum,
+                       double epsilon, bool training);
+template <typename T>
+void batchnorm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T* gamma,
+                        const T* mean, const T* inv_std, int64_t R, int64_t C, bool training,
+                        bool accumulate);
+template <typename T>
+double regularizer_penalty(T* grad, const T* w, int64_t n, double l1, double l2);
 
 template <typename T>
 void lstm_forward(T* H, T* C, T* Z, const T* x, const T* W, const T* R, const T* b,

@@ -7,6 +7,7 @@
 #pragma once
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdint>
 
 namespace dlfast {
@@ -27,6 +28,18 @@ inline void parallel_ranges(int64_t n, int threads, const Body& body) {
     const int64_t lo = n * t / k, hi = n * (t + 1) / k;
     if (lo < hi) body(lo, hi);
   }
+}
+
+// Calls body(b, lo, hi) for each fixed block b, rows [b*block, min(n, (b+1)*block)), of
+// [0, n), the blocks spread over `threads` threads. The blocks depend on (n, block) only, so a
+// reduction that keeps one partial result per block and adds them in block order gives the
+// same bits for any thread count.
+template <typename Body>
+inline void parallel_blocks(int64_t n, int64_t block, int threads, const Body& body) {
+  const int64_t blocks = (n + block - 1) / block;
+  parallel_ranges(blocks, threads, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) body(b, b * block, std::min(n, (b + 1) * block));
+  });
 }
 
 }  // namespace

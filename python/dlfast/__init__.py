@@ -9,12 +9,13 @@ from . import _core
 __version__ = _core.__version__
 
 from . import callbacks, initializers, layers, losses, metrics, ops, optimizers  # noqa: E402
+from . import regularizers, utils  # noqa: E402
 from ._random import manual_seed  # noqa: E402
 from .models import Sequential  # noqa: E402
 
 __all__ = ["__version__", "info", "set_num_threads", "get_num_threads", "manual_seed",
            "Sequential", "layers", "losses", "metrics", "optimizers", "callbacks", "ops",
-           "initializers"]
+           "initializers", "regularizers", "utils"]
 
 
 def set_num_threads(n):

@@ -88,6 +88,20 @@ class Sequential(Layer):
     def weight_names(self, value):
         pass
 
+    @property
+    def weight_trainable(self):
+        return [t and layer.trainable for layer in self.layers for t in layer.weight_trainable]
+
+    @weight_trainable.setter
+    def weight_trainable(self, value):
+        pass
+
+    def regularization_loss(self):
+        return sum(layer.regularization_loss() for layer in self.layers)
+
+    def add_regularization_grads(self):
+        return sum(layer.add_regularization_grads() for layer in self.layers)
+
     def compute_output_shape(self, input_shape):
         shape = tuple(input_shape)
         for layer in self.layers:
@@ -123,11 +137,12 @@ class Sequential(Layer):
 
     def _flatten_parameters(self):
         """Move every trainable weight (and gradient) into one flat buffer per dtype; the
-        layers keep views, so their arrays stay live and C-contiguous."""
+        layers keep views, so their arrays stay live and C-contiguous. Non-trainable weights
+        (a frozen layer's, moving statistics) stay outside: the optimizer never sees them."""
         groups = {}
         for layer in self._leaf_layers():
-            if layer.trainable:
-                for i, w in enumerate(layer.weights):
+            for i, (w, t) in enumerate(zip(layer.weights, layer.weight_trainable)):
+                if t and layer.trainable:
                     groups.setdefault(w.dtype, []).append((layer, i))
         self._flat = []
         for dtype, entries in groups.items():
@@ -169,7 +184,7 @@ class Sequential(Layer):
         for g in self._flat_grads if self.built else ():
             g.fill(0)
         for layer in self._leaf_layers():
-            if not layer.trainable:
+            if not (layer.trainable and all(layer.weight_trainable)):
                 layer.zero_grad()
 
     # --- training -------------------------------------------------------------------------
@@ -239,6 +254,7 @@ class Sequential(Layer):
         loss, dout = _core.loss(LOSSES[self.loss.kernel_name], y, out,
                                 self._head_fused or self.loss.from_logits, True)
         self.call_backward(dout, need_dx=False, accumulate=False)
+        loss += self.add_regularization_grads()  # Keras: the penalties are part of the loss
         self.optimizer.apply(self._flat_grads, self._flat_weights)
         return loss, out
 
@@ -326,7 +342,7 @@ class Sequential(Layer):
             total += loss * (hi - lo)
             for i, m in enumerate(self.metrics):
                 correct[i] += m.correct(y[lo:hi], out, self._head_fused)
-        logs = {"loss": total / max(n, 1)}
+        logs = {"loss": total / max(n, 1) + self.regularization_loss()}
         for m, c in zip(self.metrics, correct):
             logs[m.name] = c / max(n, 1)
         return logs
@@ -372,7 +388,7 @@ class Sequential(Layer):
             return (cells[0].ljust(widths[0]) + cells[1].ljust(widths[1])
                     + cells[2].rjust(widths[2]))
 
-        trainable = sum(layer.count_params() for layer in self._leaf_layers() if layer.trainable)
+        trainable = sum(w.size for w, t in zip(self.weights, self.weight_trainable) if t)
         total_params = self.count_params()
         nbytes = lambda count: count * self.dtype.itemsize
         print_fn(f'Model: "{self.name}"')

@@ -3,8 +3,11 @@
 from .base import Layer
 from .conv import Conv2D
 from .core import Activation, Dense, Flatten, Input, ReLU
+from .normalization import BatchNormalization
 from .pooling import AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D
 from .recurrent import LSTM
+from .regularization import Dropout
 
 __all__ = ["Layer", "Input", "Dense", "Activation", "ReLU", "Flatten", "Conv2D",
-           "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "LSTM"]
+           "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "LSTM", "Dropout",
+           "BatchNormalization"]

@@ -50,6 +50,7 @@ class Layer:
         self.weights = []
         self.grads = []
         self.weight_names = []
+        self.weight_trainable = []  # per weight: False for state such as moving statistics
         self.input_shape = None  # without the batch axis
         self.output_shape = None
         self._declared_input_shape = None if input_shape is None else normalize_shape(input_shape)
@@ -72,7 +73,9 @@ class Layer:
     def build_weights(self, input_shape):
         pass
 
-    def add_weight(self, name, shape, initializer):
+    def add_weight(self, name, shape, initializer, trainable=True):
+        """A new weight (and its zero gradient); ``trainable=False`` marks state that the
+        optimizer never touches (its gradient stays zero), e.g. moving statistics."""
         w = np.ascontiguousarray(initializer(tuple(shape), self.dtype), dtype=self.dtype)
         if w.shape != tuple(shape):
             raise ValueError(f"{self.name}: initializer for '{name}' returned shape {w.shape}, "
@@ -80,6 +83,7 @@ class Layer:
         self.weights.append(w)
         self.grads.append(np.zeros_like(w))
         self.weight_names.append(name)
+        self.weight_trainable.append(bool(trainable))
         return len(self.weights) - 1
 
     def compute_output_shape(self, input_shape):
@@ -137,6 +141,18 @@ class Layer:
             dy = to_array(dy, self.dtype, self.name, "dy")
         return dy
 
+    # --- regularization (Keras adds the penalties to the loss) ------------------------------
+    def regularization_loss(self):
+        """The penalty of this layer's weight regularizers (0.0 without any): what a model
+        adds to the loss it reports."""
+        return 0.0
+
+    def add_regularization_grads(self):
+        """Adds the regularizers' gradients into ``self.grads`` and returns their penalty.
+        ``backward`` never does it: a model's training step calls this after backward, and a
+        hand-written loop should too (then add the returned penalty to its loss)."""
+        return 0.0
+
     # --- weights ----------------------------------------------------------------------------
     def zero_grad(self):
         for g in self.grads:
@@ -166,6 +182,16 @@ class Layer:
 
     def count_params(self):
         return int(sum(w.size for w in self.weights))
+
+    @property
+    def trainable_weights(self):
+        """The weights the optimizer updates (none when the layer is frozen), as Keras."""
+        return [w for w, t in zip(self.weights, self.weight_trainable) if t and self.trainable]
+
+    @property
+    def non_trainable_weights(self):
+        return [w for w, t in zip(self.weights, self.weight_trainable)
+                if not (t and self.trainable)]
 
     def get_config(self):
         return {"name": self.name, "dtype": self.dtype.name}

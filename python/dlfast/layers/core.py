@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .. import _core, initializers
+from .. import _core, initializers, regularizers
 from ..ops import activation_code
 from .base import Layer, normalize_shape
 
@@ -33,8 +33,7 @@ class KernelLayer(Layer):
 
     def init_kernel_layer(self, activation, use_bias, kernel_initializer, bias_initializer,
                           kernel_regularizer):
-        if kernel_regularizer is not None:
-            raise NotImplementedError(f"{self.name}: kernel_regularizer is not supported yet")
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.activation = activation or "linear"
         self._act = activation_code(self.activation, self.name)
         self.use_bias = bool(use_bias)
@@ -49,6 +48,20 @@ class KernelLayer(Layer):
     @property
     def bias(self):
         return self.weights[1] if self.use_bias else None
+
+    def regularization_loss(self):
+        r = self.kernel_regularizer
+        return 0.0 if r is None or not self.built else r(self.weights[0])
+
+    def add_regularization_grads(self):
+        r = self.kernel_regularizer
+        if r is None or not self.built:
+            return 0.0
+        return r.accumulate_gradient(self.weights[0], self.grads[0])
+
+    def get_config(self):
+        return {**super().get_config(),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer)}
 
     def add_kernel_and_bias(self, kernel_shape):
         self.add_weight("kernel", kernel_shape, self.kernel_initializer)
