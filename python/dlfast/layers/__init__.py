@@ -3,7 +3,9 @@
 from .base import Layer
 from .conv import Conv2D
 from .core import Activation, Dense, Flatten, Input, ReLU
+from .merge import Add
 from .pooling import AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D
+from .symbolic import SymbolicTensor
 
 __all__ = ["Layer", "Input", "Dense", "Activation", "ReLU", "Flatten", "Conv2D",
-           "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D"]
+           "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "Add", "SymbolicTensor"]
