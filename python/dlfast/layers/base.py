@@ -115,7 +115,8 @@ class Layer:
         tensors = inputs if many else [inputs]
         dtypes = {t.dtype for t in tensors}
         if len(dtypes) > 1:
-            raise TypeError(f"{self.name}: inputs of different dtypes {sorted(d.name for d in dtypes)}")
+            raise TypeError(f"{self.name}: inputs of different dtypes "
+                            f"{sorted(d.name for d in dtypes)}")
         dtype = dtypes.pop()
         if not self.built:
             self.dtype = dtype
