@@ -379,7 +379,6 @@ class Model(Layer):
         saving.load_weights(self, filepath)
 
 
-
 class Sequential(Model):
     """A stack of layers, each feeding the next."""
 
