@@ -39,7 +39,7 @@ def test_demo_trains_and_prints_the_table():
 
 
 @pytest.mark.parametrize("script", ["iris_keras.py", "iris_by_hand.py", "cifar10_cnn.py",
-                                    "digits_errors.py", "digits_lstm.py"])
+                                    "digits_errors.py", "digits_lstm.py", "residual_cnn.py"])
 def test_examples_reach_the_course_accuracy(script, tmp_path):
     out = run(os.path.join(ROOT, "examples", script), cwd=tmp_path)  # files they write go there
     accuracy = float(re.search(r"test accuracy ([\d.]+)%", out).group(1))

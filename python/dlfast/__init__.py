@@ -11,10 +11,11 @@ __version__ = _core.__version__
 from . import callbacks, initializers, layers, losses, metrics, ops, optimizers  # noqa: E402
 from . import regularizers, utils  # noqa: E402
 from ._random import manual_seed  # noqa: E402
-from .models import Sequential  # noqa: E402
+from .models import Model, Sequential  # noqa: E402
+from . import functional  # noqa: E402,F401  (Model(inputs, outputs) returns a Functional)
 
 __all__ = ["__version__", "info", "set_num_threads", "get_num_threads", "manual_seed",
-           "Sequential", "layers", "losses", "metrics", "optimizers", "callbacks", "ops",
+           "Sequential", "Model", "layers", "losses", "metrics", "optimizers", "callbacks", "ops",
            "initializers", "regularizers", "utils"]
 
 

@@ -83,6 +83,12 @@ _BY_NAME = {f.__name__: f for f in (glorot_uniform, glorot_normal, he_uniform, h
                                     orthogonal)}
 
 
+def serialize(initializer):
+    """The name that ``get`` turns back into ``initializer``: a built-in's name, else the
+    callable's ``__name__`` (a saved model then needs it in load_model's custom_objects)."""
+    return getattr(initializer, "__name__", type(initializer).__name__)
+
+
 def get(spec):
     """An initializer from a name or a callable ``f(shape, dtype) -> ndarray``."""
     if callable(spec):

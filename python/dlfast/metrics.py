@@ -29,6 +29,9 @@ class Accuracy:
         n = len(y_pred)
         return self.correct(y_true, y_pred) / n if n else 0.0
 
+    def get_config(self):
+        return {"kind": self.kind, "name": self.name}
+
 
 def get(spec, loss):
     """A metric from a name, resolving 'accuracy' from the loss as Keras does."""

@@ -1,4 +1,7 @@
-"""Models: Sequential (a model is a layer) with Keras's compile/fit/evaluate/predict/summary.
+"""Models: the Model base class holds what every model does (Keras's compile, fit, evaluate,
+predict, train_on_batch, summary, save); Sequential (a stack of layers) and the functional
+model (``Model(inputs, outputs)``, a graph of layer calls: functional.py) only say how the
+data flows. A model is a layer: forward/backward/weights/grads work on it as on any layer.
 
 A built model keeps every trainable weight of a dtype in one flat buffer (and every gradient
 in another) and hands the layers views into them: zero_grad is one fill and an optimizer step
@@ -9,55 +12,44 @@ final softmax/sigmoid into the cross-entropy (from logits: stable, and one pass 
 import numpy as np
 
 from . import _core, _random, callbacks as callbacks_module, losses as losses_module
-from . import metrics as metrics_module, optimizers as optimizers_module
+from . import metrics as metrics_module, optimizers as optimizers_module, saving
 from ._progress import EpochProgress
 from .layers.base import Layer, normalize_shape, to_array
 from .layers.core import Activation, Dense, Input
 from .ops import LOSSES, labels_array
+from .saving import load_model  # noqa: F401  (dlfast.models.load_model, as in Keras)
 
 _ALIGN = 16  # elements: each weight starts on a 64-byte boundary of the flat buffer (float32)
 
 
-class Sequential(Layer):
-    """A stack of layers, each feeding the next."""
+class Model(Layer):
+    """What every model shares: the training loop, the flat parameter buffers, summary, files.
 
-    def __init__(self, layers=None, name=None, dtype=None):
+    ``Model(inputs, outputs)`` makes a functional model (a ``Functional``, as in Keras).
+    Subclasses give ``layers`` (in the order data reaches them), ``build``,
+    ``call_forward(x, training, act=None)`` (``act``: an activation code that replaces the
+    output layer's own, 0 for logits; the fused loss head uses it), ``call_backward`` and
+    ``_output_layer()``."""
+
+    def __new__(cls, *args, **kwargs):
+        if cls is Model:
+            from .functional import Functional
+            cls = Functional
+        return super().__new__(cls)
+
+    def __init__(self, name=None, dtype=None):
         super().__init__(dtype=dtype, name=name)
-        self._dtype_given = dtype is not None
         self.layers = []
         self.optimizer = None
         self.loss = None
         self.metrics = []
         self.stop_training = False
         self._flat = []  # [(weights_flat, grads_flat)] per dtype
-        for layer in layers or []:
-            self.add(layer)
 
     # --- structure ------------------------------------------------------------------------
-    def add(self, layer):
-        if not isinstance(layer, Layer):
-            raise TypeError(f"{self.name}: add() expects a dlfast layer, got "
-                            f"{type(layer).__name__}")
-        if isinstance(layer, Input):
-            if self.layers or self.input_shape is not None:
-                raise ValueError(f"{self.name}: an Input must come first")
-            self.input_shape = layer.shape
-            if layer.dtype_given or not self._dtype_given:
-                self.dtype = layer.dtype
-            self._dtype_given = self._dtype_given or layer.dtype_given
-            return
-        if self.built:
-            raise ValueError(f"{self.name}: cannot add layers to a built model")
-        if any(layer is other for other in self.layers):
-            raise ValueError(f"{self.name}: layer '{layer.name}' is already in the model; a "
-                             f"layer keeps one forward cache, so it cannot appear twice")
-        if not self.layers and self.input_shape is None and layer._declared_input_shape:
-            self.input_shape = layer._declared_input_shape
-        self.layers.append(layer)
-
     def _leaf_layers(self):
         for layer in self.layers:
-            if isinstance(layer, Sequential):
+            if isinstance(layer, Model):
                 yield from layer._leaf_layers()
             else:
                 yield layer
@@ -102,35 +94,6 @@ class Sequential(Layer):
     def add_regularization_grads(self):
         return sum(layer.add_regularization_grads() for layer in self.layers)
 
-    def compute_output_shape(self, input_shape):
-        shape = tuple(input_shape)
-        for layer in self.layers:
-            shape = tuple(layer.compute_output_shape(shape))
-        return shape
-
-    def build(self, input_shape=None):
-        if input_shape is None:
-            input_shape = self.input_shape
-            if input_shape is None:
-                raise ValueError(f"{self.name}: the input shape is unknown; start the model with "
-                                 f"Input(shape), pass input_shape= to the first layer, or call "
-                                 f"build(shape) or fit() first")
-        input_shape = normalize_shape(input_shape)
-        if self.built:
-            return super().build(input_shape)  # checks that the shape matches
-        if not self.layers:
-            raise ValueError(f"{self.name}: the model has no layers")
-        shape = input_shape
-        for layer in self.layers:
-            if self._dtype_given and not layer.built:
-                layer.dtype = self.dtype
-            layer.build(shape)
-            shape = layer.output_shape
-        self.dtype = self.layers[0].dtype
-        self.input_shape, self.output_shape = input_shape, shape
-        self._flatten_parameters()
-        self.built = True
-
     def _ensure_built(self):
         if not self.built:
             self.build()
@@ -169,17 +132,6 @@ class Sequential(Layer):
         self._ensure_built()
         return super().check_input(x, what)
 
-    def call_forward(self, x, training):
-        for layer in self.layers:
-            x = layer.call_forward(x, training)
-        return x
-
-    def call_backward(self, dy, need_dx=True, accumulate=True):
-        layers = self.layers
-        for k in range(len(layers) - 1, -1, -1):
-            dy = layers[k].call_backward(dy, need_dx or k > 0, accumulate)
-        return dy
-
     def zero_grad(self):
         for g in self._flat_grads if self.built else ():
             g.fill(0)
@@ -202,7 +154,7 @@ class Sequential(Layer):
     def _fused_head(self):
         """True when the last layer's activation is fused into the loss (from logits)."""
         if self._head_fused is None:
-            last = self.layers[-1]
+            last = self._output_layer()
             want = self.loss.fuses_with
             self._head_fused = (not self.loss.from_logits and want is not None
                                 and isinstance(last, (Dense, Activation))
@@ -211,14 +163,9 @@ class Sequential(Layer):
 
     def _head_forward(self, x, training):
         """Forward to the loss's input: logits when fused, else the model's output."""
-        layers = self.layers
-        if not self._fused_head():
-            for layer in layers:
-                x = layer.call_forward(x, training)
-            return x
-        for k in range(len(layers) - 1):
-            x = layers[k].call_forward(x, training)
-        return layers[-1].call_forward(x, training, act=0)
+        if self._fused_head():
+            return self.call_forward(x, training, act=0)
+        return self.call_forward(x, training)
 
     def _prepare_y(self, y, n, what="y"):
         name = self.loss.kernel_name
@@ -373,30 +320,41 @@ class Sequential(Layer):
 
     # --- description ----------------------------------------------------------------------
     def summary(self, print_fn=None, line_length=None):
-        """A Keras-style table: each layer's name (type), output shape and parameter count."""
+        """A Keras-style table: each layer's name (type), output shape and parameter count,
+        in the order data reaches them; a functional model adds the "Connected to" column
+        (the layers feeding each one, as Keras's ``name[0][0]``)."""
         self._ensure_built()
         print_fn = print_fn or print
-        widths = [33, 26, 12] if line_length is None else _scale_widths(line_length)
+        inbound = self._inbound_layers()
+        fractions = _COLUMNS if inbound is None else _COLUMNS_CONNECTED
+        widths = [round(f * (line_length or (71 if inbound is None else 100)))
+                  for f in fractions]
         total = sum(widths)
         rows = []
         for layer in self.layers:
             shape = "(None, " + ", ".join(map(str, layer.output_shape)) + ")"
-            rows.append((f"{layer.name} ({type(layer).__name__})", shape,
-                         f"{layer.count_params():,}"))
+            row = [f"{layer.name} ({type(layer).__name__})", shape, f"{layer.count_params():,}"]
+            if inbound is None:
+                rows.append([row])
+                continue
+            sources = [f"{source.name}[0][0]" for source in inbound[layer]] or ["-"]
+            rows.append([row + sources[:1]] + [["", "", "", s] for s in sources[1:]])
 
         def line(cells):
-            return (cells[0].ljust(widths[0]) + cells[1].ljust(widths[1])
+            text = (cells[0].ljust(widths[0]) + cells[1].ljust(widths[1])
                     + cells[2].rjust(widths[2]))
+            return text + "  " + cells[3] if len(cells) > 3 else text
 
         trainable = sum(w.size for w, t in zip(self.weights, self.weight_trainable) if t)
         total_params = self.count_params()
         nbytes = lambda count: count * self.dtype.itemsize
         print_fn(f'Model: "{self.name}"')
         print_fn("_" * total)
-        print_fn(line(("Layer (type)", "Output Shape", "Param #")))
+        print_fn(line(["Layer (type)", "Output Shape", "Param #", "Connected to"][:len(widths)]))
         print_fn("=" * total)
-        for i, row in enumerate(rows):
-            print_fn(line(row))
+        for i, lines in enumerate(rows):
+            for cells in lines:
+                print_fn(line(cells))
             if i < len(rows) - 1:
                 print_fn("")
         print_fn("=" * total)
@@ -405,6 +363,10 @@ class Sequential(Layer):
         print_fn(f"Non-trainable params: {total_params - trainable:,} "
                  f"({_human_bytes(nbytes(total_params - trainable))})")
         print_fn("_" * total)
+
+    def _inbound_layers(self):
+        """{layer: the layers whose outputs it takes} for a graph; None for a stack."""
+        return None
 
     def count_params(self):
         self._ensure_built()
@@ -418,10 +380,112 @@ class Sequential(Layer):
         self._ensure_built()
         super().set_weights(weights)
 
+    # --- files (saving.py) ----------------------------------------------------------------
+    def save(self, filepath, include_optimizer=True):
+        """One safetensors file: config, weights, compile settings and, with
+        include_optimizer, the optimizer's state; written atomically."""
+        saving.save_model(self, filepath, include_optimizer)
+
+    def save_weights(self, filepath):
+        saving.save_weights(self, filepath)
+
+    def load_weights(self, filepath):
+        """Weights from a file of save_weights or save, matched by position; checks them all
+        before writing any."""
+        saving.load_weights(self, filepath)
+
+
+class Sequential(Model):
+    """A stack of layers, each feeding the next."""
+
+    def __init__(self, layers=None, name=None, dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self._dtype_given = dtype is not None
+        for layer in layers or []:
+            self.add(layer)
+
+    def add(self, layer):
+        if not isinstance(layer, Layer):
+            raise TypeError(f"{self.name}: add() expects a dlfast layer, got "
+                            f"{type(layer).__name__}")
+        if isinstance(layer, Input):
+            if self.layers or self.input_shape is not None:
+                raise ValueError(f"{self.name}: an Input must come first")
+            self.input_shape = layer.shape
+            if layer.dtype_given or not self._dtype_given:
+                self.dtype = layer.dtype
+            self._dtype_given = self._dtype_given or layer.dtype_given
+            return
+        if self.built:
+            raise ValueError(f"{self.name}: cannot add layers to a built model")
+        if any(layer is other for other in self.layers):
+            raise ValueError(f"{self.name}: layer '{layer.name}' is already in the model; a "
+                             f"layer keeps one forward cache, so it cannot appear twice")
+        if not self.layers and self.input_shape is None and layer._declared_input_shape:
+            self.input_shape = layer._declared_input_shape
+        self.layers.append(layer)
+
+    def compute_output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        for layer in self.layers:
+            shape = tuple(layer.compute_output_shape(shape))
+        return shape
+
+    def build(self, input_shape=None):
+        if input_shape is None:
+            input_shape = self.input_shape
+            if input_shape is None:
+                raise ValueError(f"{self.name}: the input shape is unknown; start the model with "
+                                 f"Input(shape), pass input_shape= to the first layer, or call "
+                                 f"build(shape) or fit() first")
+        input_shape = normalize_shape(input_shape)
+        if self.built:
+            return super().build(input_shape)  # checks that the shape matches
+        if not self.layers:
+            raise ValueError(f"{self.name}: the model has no layers")
+        shape = input_shape
+        for layer in self.layers:
+            if self._dtype_given and not layer.built:
+                layer.dtype = self.dtype
+            layer.build(shape)
+            shape = layer.output_shape
+        self.dtype = self.layers[0].dtype
+        self.input_shape, self.output_shape = input_shape, shape
+        self._flatten_parameters()
+        self.built = True
+
+    def _output_layer(self):
+        return self.layers[-1]
+
+    def call_forward(self, x, training, act=None):
+        layers = self.layers
+        for k in range(len(layers) - 1):
+            x = layers[k].call_forward(x, training)
+        if act is None:
+            return layers[-1].call_forward(x, training)
+        return layers[-1].call_forward(x, training, act=act)
+
+    def call_backward(self, dy, need_dx=True, accumulate=True):
+        layers = self.layers
+        for k in range(len(layers) - 1, -1, -1):
+            dy = layers[k].call_backward(dy, need_dx or k > 0, accumulate)
+        return dy
+
     def get_config(self):
-        return {**super().get_config(), "input_shape": self.input_shape,
-                "layers": [{"class_name": type(l).__name__, "config": l.get_config()}
-                           for l in self.layers]}
+        """name, dtype (None when not given: the layers' own win) and the layers, led by an
+        Input when the input shape is known."""
+        layers = list(self.layers)
+        if self.input_shape is not None:
+            layers.insert(0, Input(self.input_shape, dtype=self.dtype if self._dtype_given
+                                   else None, name=f"{self.name}_input"))
+        return {"name": self.name, "dtype": self.dtype.name if self._dtype_given else None,
+                "layers": [saving.serialize(layer) for layer in layers]}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        layers = [saving.deserialize(c, custom_objects) for c in config.pop("layers")]
+        return cls(layers, **config)
 
 
 def _positive_int(value, what):
@@ -430,9 +494,10 @@ def _positive_int(value, what):
     return int(value)
 
 
-def _scale_widths(line_length):
-    return [int(line_length * 0.45), int(line_length * 0.35),
-            line_length - int(line_length * 0.45) - int(line_length * 0.35)]
+# summary's column widths as fractions of the line: 71 characters by default (33, 26, 12), or
+# 100 with the "Connected to" column (33, 26, 12, 29)
+_COLUMNS = (33 / 71, 26 / 71, 12 / 71)
+_COLUMNS_CONNECTED = (0.33, 0.26, 0.12, 0.29)
 
 
 def _human_bytes(n):

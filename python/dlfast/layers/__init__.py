@@ -3,11 +3,13 @@
 from .base import Layer
 from .conv import Conv2D
 from .core import Activation, Dense, Flatten, Input, ReLU
+from .merge import Add
 from .normalization import BatchNormalization
 from .pooling import AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D
 from .recurrent import LSTM
 from .regularization import Dropout
+from .symbolic import SymbolicTensor
 
 __all__ = ["Layer", "Input", "Dense", "Activation", "ReLU", "Flatten", "Conv2D",
            "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "LSTM", "Dropout",
-           "BatchNormalization"]
+           "BatchNormalization", "Add", "SymbolicTensor"]

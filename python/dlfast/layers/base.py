@@ -5,6 +5,7 @@ import re
 import numpy as np
 
 from .. import _arrays
+from .symbolic import SymbolicTensor, as_symbolic
 
 _name_counts = {}
 
@@ -38,7 +39,15 @@ class Layer:
     ``add_weight``), ``compute_output_shape``, ``call_forward(x, training)`` and
     ``call_backward(dy)``. ``forward`` / ``backward`` add the input checks and casts.
     ``backward`` ADDS weight gradients into ``self.grads`` and returns the input gradient.
+
+    Calling a layer on an ``Input`` (or on a symbolic tensor) records the call for a
+    functional model instead of computing. ``get_config()`` returns the constructor's keyword
+    arguments (plus name and dtype) as JSON-able values, and ``cls.from_config(config)``
+    rebuilds the layer from them: that is how a saved model is rebuilt.
     """
+
+    #: True for layers called on a list of inputs (Add)
+    multiple_inputs = False
 
     def __init__(self, input_shape=None, dtype=None, name=None, trainable=True):
         self.name = name or _auto_name(type(self).__name__)
@@ -59,7 +68,7 @@ class Layer:
     def build(self, input_shape):
         """Create the weights for inputs of ``input_shape`` (batch axis excluded). Idempotent;
         a different shape after building is an error."""
-        input_shape = normalize_shape(input_shape)
+        input_shape = self.normalize_input_shape(input_shape)
         if self.built:
             if input_shape != self.input_shape:
                 raise ValueError(f"{self.name}: already built for input shape "
@@ -69,6 +78,9 @@ class Layer:
         self.input_shape = input_shape
         self.build_weights(input_shape)
         self.built = True
+
+    def normalize_input_shape(self, input_shape):
+        return normalize_shape(input_shape)
 
     def build_weights(self, input_shape):
         pass
@@ -91,7 +103,32 @@ class Layer:
 
     # --- running ----------------------------------------------------------------------------
     def __call__(self, x, training=False):
+        symbolic = as_symbolic(x)
+        if symbolic is not None:
+            return self.call_symbolic(symbolic)
         return self.forward(x, training=training)
+
+    def call_symbolic(self, inputs):
+        """Record this layer's call on symbolic tensors: build it for their shapes and dtype
+        (a functional model runs in its input's dtype) and return the symbolic output."""
+        many = isinstance(inputs, list)
+        if many != self.multiple_inputs:
+            raise ValueError(f"{self.name}: {type(self).__name__} takes "
+                             + ("a list of inputs" if self.multiple_inputs else "one input")
+                             + (f", got a list of {len(inputs)}" if many else ", got one"))
+        tensors = inputs if many else [inputs]
+        dtypes = {t.dtype for t in tensors}
+        if len(dtypes) > 1:
+            raise TypeError(f"{self.name}: inputs of different dtypes "
+                            f"{sorted(d.name for d in dtypes)}")
+        dtype = dtypes.pop()
+        if not self.built:
+            self.dtype = dtype
+        elif self.dtype != dtype:
+            raise TypeError(f"{self.name}: the layer is built for {self.dtype.name}, called on a "
+                            f"{dtype.name} tensor")
+        self.build([t.shape[1:] for t in tensors] if many else inputs.shape[1:])
+        return SymbolicTensor(self.output_shape, self.dtype, self, tensors)
 
     def forward(self, x, training=False):
         x = self.check_input(x)
@@ -194,7 +231,15 @@ class Layer:
                 if not (t and self.trainable)]
 
     def get_config(self):
-        return {"name": self.name, "dtype": self.dtype.name}
+        config = {"name": self.name, "dtype": self.dtype.name}
+        if self._declared_input_shape is not None:
+            config["input_shape"] = self._declared_input_shape
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        """The layer that ``get_config`` describes (weights are set separately)."""
+        return cls(**config)
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r} built={self.built}>"

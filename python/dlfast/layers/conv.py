@@ -66,5 +66,4 @@ class Conv2D(KernelLayer):
     def get_config(self):
         return {**super().get_config(), "filters": self.filters,
                 "kernel_size": self.kernel_size, "strides": self.strides,
-                "padding": self.padding, "dilation_rate": self.dilation_rate,
-                "activation": self.activation, "use_bias": self.use_bias}
+                "padding": self.padding, "dilation_rate": self.dilation_rate}

@@ -5,17 +5,21 @@ import numpy as np
 from .. import _core, initializers, regularizers
 from ..ops import activation_code
 from .base import Layer, normalize_shape
+from .symbolic import SymbolicTensor
 
 
 class Input(Layer):
     """The shape (without the batch axis) and dtype of a model's input. In a Sequential model
-    it only declares the input; it has no weights and does nothing to the data."""
+    it only declares the input; it has no weights and does nothing to the data. In a
+    functional model it is where the graph starts: ``y = Dense(3)(Input((4,)))`` (calling a
+    layer on an Input calls it on ``input.output``, the symbolic tensor it stands for)."""
 
     def __init__(self, shape, dtype=None, name=None):
         super().__init__(dtype=dtype, name=name)
         self.dtype_given = dtype is not None  # else the model's dtype wins
         self.shape = normalize_shape(shape, "Input shape")
         self.build(self.shape)
+        self.output = SymbolicTensor(self.shape, self.dtype, self, [])
 
     def call_forward(self, x, training):
         return x
@@ -24,7 +28,9 @@ class Input(Layer):
         return dy
 
     def get_config(self):
-        return {**super().get_config(), "shape": self.shape}
+        # dtype None when not given, so that a Sequential model's dtype still wins when rebuilt
+        return {**super().get_config(), "shape": self.shape,
+                "dtype": self.dtype.name if self.dtype_given else None}
 
 
 class KernelLayer(Layer):
@@ -59,14 +65,16 @@ class KernelLayer(Layer):
             return 0.0
         return r.accumulate_gradient(self.weights[0], self.grads[0])
 
-    def get_config(self):
-        return {**super().get_config(),
-                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer)}
-
     def add_kernel_and_bias(self, kernel_shape):
         self.add_weight("kernel", kernel_shape, self.kernel_initializer)
         if self.use_bias:
             self.add_weight("bias", (kernel_shape[-1],), self.bias_initializer)
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation, "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer)}
 
 
 class Dense(KernelLayer):
@@ -122,8 +130,7 @@ class Dense(KernelLayer):
         return dx.reshape(in_shape)
 
     def get_config(self):
-        return {**super().get_config(), "units": self.units, "activation": self.activation,
-                "use_bias": self.use_bias}
+        return {**super().get_config(), "units": self.units}
 
 
 class Activation(Layer):

@@ -91,7 +91,9 @@ class BatchNormalization(Layer):
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "momentum": self.momentum,
-                "epsilon": self.epsilon, "center": self.center, "scale": self.scale}
+                "epsilon": self.epsilon, "center": self.center, "scale": self.scale,
+                **{f"{w}_initializer": initializers.serialize(getattr(self, f"{w}_initializer"))
+                   for w in ("beta", "gamma", "moving_mean", "moving_variance")}}
 
 
 def _number(value, what, owner):

@@ -146,4 +146,6 @@ class LSTM(Layer):
     def get_config(self):
         return {**super().get_config(), "units": self.units,
                 "return_sequences": self.return_sequences, "return_state": self.return_state,
-                "unit_forget_bias": self.unit_forget_bias, "use_bias": self.use_bias}
+                "unit_forget_bias": self.unit_forget_bias, "use_bias": self.use_bias,
+                **{f"{w}_initializer": initializers.serialize(getattr(self, f"{w}_initializer"))
+                   for w in ("kernel", "recurrent", "bias")}}

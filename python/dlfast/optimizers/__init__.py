@@ -48,6 +48,43 @@ class Optimizer:
             self._slots[key] = entry
         return entry[1]
 
+    def get_state(self, weights):
+        """The state kept for ``weights`` (the arrays this optimizer updates, in order) as
+        named arrays: "iterations" (the step count) and "<position>/<slot name>" for each slot
+        array beside a weight, e.g. "0/momentum". Keyed by position so that set_state can put
+        it on other arrays of the same shapes (a reloaded model's)."""
+        position = {id(w): i for i, w in enumerate(weights)}
+        state = {"iterations": np.array(self.iterations, np.int64)}
+        for (key, name), (weight, value) in self._slots.items():
+            i = position.get(key)
+            if i is not None and weights[i] is weight:
+                state[f"{i}/{name}"] = value.copy()
+        return state
+
+    def set_state(self, weights, state):
+        """Put back what get_state returned, onto ``weights`` (arrays of the same shapes in
+        the same order). Checks every entry before changing anything."""
+        weights, state = list(weights), dict(state)
+        iterations = np.asarray(state.pop("iterations", -1))
+        if iterations.shape != () or iterations.dtype.kind not in "iu" or iterations < 0:
+            raise ValueError(f"{self.name}.set_state: expected 'iterations', a count >= 0, got "
+                             f"{iterations!r}")
+        slots = []
+        for key, value in state.items():
+            position, _, name = key.partition("/")
+            if not position.isdigit() or not name or int(position) >= len(weights):
+                raise ValueError(f"{self.name}.set_state: unexpected entry '{key}' for "
+                                 f"{len(weights)} weights (expected '<position>/<slot name>')")
+            weight, value = weights[int(position)], np.asarray(value)
+            if value.shape != weight.shape or value.dtype.kind != "f":
+                raise ValueError(f"{self.name}.set_state: '{key}' is a {value.dtype} array of "
+                                 f"shape {value.shape}, weight {position} has shape "
+                                 f"{weight.shape}")
+            slots.append((weight, name, value))
+        for weight, name, value in slots:
+            self.slot(weight, name)[...] = value
+        self.iterations = int(iterations)
+
     def _apply(self, grads, weights):
         raise NotImplementedError
 

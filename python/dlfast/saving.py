@@ -1,0 +1,304 @@
+"""Model files: one safetensors file holding the weights (and the optimizer's state), with the
+model's config, its compile settings and a checksum as JSON in the file's metadata.
+
+    model.save("m.dlfast")                       # include_optimizer=True
+    model = dlfast.models.load_model("m.dlfast")  # rebuilt, weights set, compiled again
+    model.save_weights("w.dlfast"); model.load_weights("w.dlfast")
+
+Loading never runs code from the file: there is no pickle anywhere; a layer is rebuilt from
+its class name, looked up among dlfast's layer classes (or the user's ``custom_objects``), and
+its JSON config, passed as keyword arguments (``cls.from_config(config)``).
+
+Writes are atomic: the bytes go to a temporary file in the same folder, which is flushed and
+fsynced, then renamed over the target (os.replace) and the folder fsynced; a crash or a kill
+leaves the old file or the new one, never a mix. Reads check everything first (format,
+checksum, config, names and shapes) and change nothing when something is wrong: a missing
+file raises OSError (FileNotFoundError), anything else ValueError saying what is wrong and
+chained to what the format library raised.
+
+In the file: tensors "weights/<i>" (the model's weights in ``model.weights`` order) and, with
+the optimizer, "optimizer/<key>" for each entry of ``optimizer.get_state(model._flat_weights)``;
+metadata "format" ("dlfast"), "format_version", "dlfast_version", "contents" ("model" or
+"weights"), JSON entries "weight_names", "model_config", "training_config" (loss, metrics and
+optimizer of a compiled model) and "sha256" over all of it."""
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+
+import numpy as np
+import safetensors.numpy
+from safetensors import SafetensorError, safe_open
+
+from . import _core, losses as losses_module, metrics as metrics_module
+from . import optimizers as optimizers_module
+
+FORMAT = "dlfast"
+FORMAT_VERSION = 1
+_JSON_KEYS = ("weight_names", "model_config", "training_config")
+
+
+# --- configs ------------------------------------------------------------------------------
+def serialize(obj):
+    """{"class_name", "config"} for a layer, model, loss, metric or optimizer."""
+    return {"class_name": type(obj).__name__, "config": obj.get_config()}
+
+
+def deserialize(entry, custom_objects=None):
+    """The layer (or model) that ``serialize`` described: its class from dlfast's layers and
+    models, or from custom_objects (which win), rebuilt with ``cls.from_config(config)``."""
+    from .models import Model
+    cls, config = _lookup(entry, _layer_classes(), custom_objects, "layer")
+    for key, value in config.items():  # a user's initializer, saved by its name
+        if key.endswith("_initializer") and isinstance(value, str) and value in (
+                custom_objects or {}):
+            config[key] = custom_objects[value]
+    try:
+        if issubclass(cls, Model):
+            return cls.from_config(config, custom_objects)
+        return cls.from_config(config)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"cannot rebuild layer {entry['class_name']} "
+                         f"'{config.get('name')}': {e}") from e
+
+
+def _layer_classes():
+    from . import functional, layers, models
+    classes = _classes_in(layers, layers.Layer)
+    classes.update(Sequential=models.Sequential, Functional=functional.Functional,
+                   Model=functional.Functional)
+    return classes
+
+
+def _classes_in(module, base, keep_base=False):
+    """{name: class} of the subclasses of `base` that `module` exports."""
+    return {name: obj for name, obj in vars(module).items()
+            if isinstance(obj, type) and issubclass(obj, base) and (keep_base or obj is not base)}
+
+
+def _lookup(entry, classes, custom_objects, what):
+    """(class, config copy) for a {"class_name", "config"} entry."""
+    if (not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str)
+            or not isinstance(entry.get("config"), dict)):
+        raise ValueError(f"a {what} entry must be {{'class_name': str, 'config': dict}}, got "
+                         f"{entry!r}")
+    name = entry["class_name"]
+    cls = (custom_objects or {}).get(name) or classes.get(name)
+    if not isinstance(cls, type):
+        raise ValueError(f"unknown {what} class '{name}': not one of dlfast's "
+                         f"({', '.join(sorted(classes))}); pass your own class in "
+                         f"custom_objects={{'{name}': {name}}}")
+    return cls, dict(entry["config"])
+
+
+def _instantiate(entry, classes, custom_objects, what):
+    cls, config = _lookup(entry, classes, custom_objects, what)
+    try:
+        return cls(**config)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"cannot rebuild {what} {entry['class_name']}: {e}") from e
+
+
+def _training_config(model):
+    """loss, metrics and optimizer of a compiled model (None when not compiled)."""
+    if model.optimizer is None or model.loss is None:
+        return None
+    optimizer = serialize(model.optimizer)
+    lr = model.optimizer.learning_rate
+    if callable(lr):
+        if not hasattr(lr, "get_config"):
+            raise ValueError(f"cannot save the optimizer: its learning_rate {lr!r} is a "
+                             f"callable without get_config (use a schedule from "
+                             f"dlfast.optimizers.schedules)")
+        optimizer["config"]["learning_rate"] = serialize(lr)
+    loss = serialize(model.loss)
+    loss["config"].pop("name", None)  # the loss classes take from_logits only
+    return {"loss": loss, "metrics": [serialize(m) for m in model.metrics],
+            "optimizer": optimizer}
+
+
+def _compile_from(model, training, custom_objects):
+    optimizer = dict(training["optimizer"])
+    lr = optimizer.get("config", {}).get("learning_rate")
+    if isinstance(lr, dict):  # a schedule
+        schedules = getattr(optimizers_module, "schedules", None)
+        classes = {} if schedules is None else _classes_in(schedules, object)
+        optimizer["config"] = {**optimizer["config"],
+                               "learning_rate": _instantiate(lr, classes, custom_objects,
+                                                             "learning-rate schedule")}
+    model.compile(
+        optimizer=_instantiate(optimizer, _classes_in(optimizers_module,
+                                                      optimizers_module.Optimizer),
+                               custom_objects, "optimizer"),
+        loss=_instantiate(training["loss"], _classes_in(losses_module, losses_module.Loss),
+                          custom_objects, "loss"),
+        metrics=[_instantiate(m, _classes_in(metrics_module, metrics_module.Accuracy, True),
+                              custom_objects, "metric") for m in training["metrics"]])
+
+
+# --- saving -------------------------------------------------------------------------------
+def save_model(model, filepath, include_optimizer=True):
+    """The model's config, weights and compile settings (and, with include_optimizer, the
+    optimizer's state and iteration count) in one file, written atomically."""
+    model._ensure_built()
+    tensors = {f"weights/{i}": w for i, w in enumerate(model.weights)}
+    meta = {"contents": "model", "model_config": serialize(model),
+            "weight_names": model.weight_names}
+    training = _training_config(model)
+    if training is not None:
+        meta["training_config"] = training
+        if include_optimizer:
+            state = model.optimizer.get_state(model._flat_weights)
+            tensors.update((f"optimizer/{k}", v) for k, v in state.items())
+    _write(filepath, tensors, meta)
+
+
+def save_weights(model, filepath):
+    """The model's weights only (in ``model.weights`` order), written atomically."""
+    model._ensure_built()
+    _write(filepath, {f"weights/{i}": w for i, w in enumerate(model.weights)},
+           {"contents": "weights", "weight_names": model.weight_names})
+
+
+def _write(filepath, tensors, meta):
+    metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION),
+                "dlfast_version": _core.__version__}
+    for key, value in meta.items():
+        metadata[key] = json.dumps(value) if key in _JSON_KEYS else value
+    tensors = {k: np.asarray(v, order="C") for k, v in tensors.items()}  # keeps 0-d arrays
+    metadata["sha256"] = _digest(metadata, tensors)
+    _atomic_write(filepath, safetensors.numpy.save(tensors, metadata=metadata))
+
+
+def _digest(metadata, tensors):
+    """sha256 over the metadata (but this digest) and every tensor's name, dtype, shape and
+    bytes: safetensors itself checks only the layout, not the contents."""
+    h = hashlib.sha256(json.dumps({k: v for k, v in metadata.items() if k != "sha256"},
+                                  sort_keys=True).encode())
+    for key in sorted(tensors):
+        a = tensors[key]
+        h.update(f"\0{key}\0{a.dtype.str}\0{a.shape}\0".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _atomic_write(filepath, data):
+    """Write `data` to `filepath` so that a crash leaves either the old file or the new one:
+    temporary file in the same folder, write, flush, fsync, rename over, fsync the folder."""
+    path = os.path.abspath(os.fspath(filepath))
+    folder = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, _new_file_mode(path))  # mkstemp made it 0600
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    if os.name != "nt":  # Windows cannot open a folder to fsync it
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _new_file_mode(path):
+    """The mode the file had, or what open() would give a new one (0666 less the umask)."""
+    try:
+        return os.stat(path).st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+# --- loading ------------------------------------------------------------------------------
+def load_model(filepath, custom_objects=None, compile=True):
+    """The model saved by ``model.save(filepath)``: rebuilt from its config, weights set and,
+    when it was compiled (and compile is True), compiled again with the saved loss, metrics
+    and optimizer, whose state is restored when it was saved. custom_objects: {class name:
+    class} for the user's own layers, losses, optimizers (and initializers, by name)."""
+    meta, tensors, path = _read(filepath)
+    if meta.get("contents") != "model":
+        raise ValueError(f"{path} holds only weights (written by save_weights): build the "
+                         f"model and call model.load_weights(path)")
+    try:
+        model = deserialize(meta["model_config"], custom_objects)
+        model._ensure_built()
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{path}: cannot rebuild the model from the file's config: {e}") from e
+    _set_weights(model, tensors, path)
+    training = meta.get("training_config")
+    if compile and training is not None:
+        try:
+            _compile_from(model, training, custom_objects)
+            state = {k[len("optimizer/"):]: v for k, v in tensors.items()
+                     if k.startswith("optimizer/")}
+            if state:
+                model.optimizer.set_state(model._flat_weights, state)
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{path}: cannot restore the training configuration: {e}") from e
+    return model
+
+
+def load_weights(model, filepath):
+    """Set the model's weights from a file written by save_weights or save (same structure:
+    the weights are matched by position, their shapes must agree); checks every array before
+    writing any."""
+    _, tensors, path = _read(filepath)
+    model._ensure_built()
+    _set_weights(model, tensors, path)
+
+
+def _set_weights(model, tensors, path):
+    saved = {k for k in tensors if k.startswith("weights/")}
+    want = [f"weights/{i}" for i in range(len(model.weights))]
+    if saved != set(want):
+        raise ValueError(f"{path} holds {len(saved)} weight arrays, the model has "
+                         f"{len(want)} ({', '.join(model.weight_names)}): not this model's file")
+    try:
+        model.set_weights([tensors[k] for k in want])  # checks every shape before writing
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: the file's weights do not fit the model: {e}") from e
+
+
+def _read(filepath):
+    """(metadata with its JSON entries decoded, {name: array}, path) of a dlfast file."""
+    path = os.fspath(filepath)
+    with open(path, "rb"):  # a missing or unreadable file: OSError, as it comes
+        pass
+    try:
+        with safe_open(path, framework="numpy") as f:
+            metadata = dict(f.metadata() or {})
+            tensors = {key: f.get_tensor(key) for key in f.keys()}
+    except (SafetensorError, ValueError, TypeError, UnicodeError) as e:
+        raise ValueError(f"{path} is not a readable safetensors file (truncated or "
+                         f"corrupted?): {e}") from e
+    if metadata.get("format") != FORMAT:
+        raise ValueError(f"{path} is a safetensors file but not a dlfast one (its metadata has "
+                         f"no format '{FORMAT}')")
+    try:
+        version = int(metadata["format_version"])
+    except (KeyError, ValueError) as e:
+        raise ValueError(f"{path}: bad or missing format_version in the metadata") from e
+    if version > FORMAT_VERSION:
+        raise ValueError(f"{path} has format version {version}; this dlfast "
+                         f"({_core.__version__}) reads up to {FORMAT_VERSION}")
+    if metadata.get("sha256") != _digest(metadata, tensors):
+        raise ValueError(f"{path} is corrupted: its contents do not match the checksum "
+                         f"written with them")
+    meta = dict(metadata)
+    for key in _JSON_KEYS:
+        if key in meta:
+            try:
+                meta[key] = json.loads(meta[key])
+            except ValueError as e:
+                raise ValueError(f"{path}: metadata entry '{key}' is not valid JSON: {e}") from e
+    return meta, tensors, path
