@@ -1,6 +1,7 @@
 """Run dlfast's benchmarks: ``python bench/run.py [groups or name fragments] [options]``.
 
-Groups: gemm, dense, train, conv (default: all). A word that is not a group selects the cases whose
+Groups: gemm, dense, train, conv, optim (default: all). A word that is not a group selects the
+cases whose
 name contains it (e.g. ``iris``, ``2048``). See bench/README.md."""
 
 import argparse
@@ -12,8 +13,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import cases as cases_module  # noqa: E402
 import cases_conv  # noqa: E402
+import cases_optim  # noqa: E402
 
-GROUPS = ("gemm", "dense", "train", "conv")
+GROUPS = ("gemm", "dense", "train", "conv", "optim")
 
 # (case name, baseline, minimum speedup = baseline time / dlfast time)
 TARGETS = [
@@ -26,6 +28,10 @@ TARGETS = [
     ("cifar model train step b64", "torch_cl", 1.2),
     ("cifar model train step b64", "numpy", 10.0),
     ("maxpool 2x2 fwd+bwd (64,32,32,32)", "torch_cl", 1.2),
+    ("sgd momentum update 1M float32", "numpy", 3.0),
+    ("adam update 1M float32", "numpy", 3.0),
+    ("adamax update 1M float32", "numpy", 3.0),
+    ("adadelta update 1M float32", "numpy", 3.0),
 ]
 
 
@@ -59,7 +65,8 @@ def target_lines(results):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("select", nargs="*", help="groups (gemm, dense, train, conv) or name fragments")
+    p.add_argument("select", nargs="*",
+                   help="groups (gemm, dense, train, conv, optim) or name fragments")
     p.add_argument("--threads", type=int, default=2, help="threads for every library (2)")
     p.add_argument("--quick", action="store_true", help="fewer, shorter repeats (a smoke run)")
     p.add_argument("--repeats", type=int, help="timed repeats per implementation")
@@ -73,7 +80,8 @@ def main(argv=None):
     thread_note, _limiter = harness.set_threads(args.threads)
     info = harness.machine_info(args.threads, thread_note)
 
-    chosen = select(cases_module.all_cases() + cases_conv.conv_cases(), args.select)
+    chosen = select(cases_module.all_cases() + cases_conv.conv_cases()
+                    + cases_optim.optim_cases(), args.select)
     if not chosen:
         p.error(f"nothing matches {args.select}; groups are {', '.join(GROUPS)}")
 
