@@ -42,3 +42,23 @@ def test_examples_reach_the_course_accuracy(script, tmp_path):
     out = run(os.path.join(ROOT, "examples", script), cwd=tmp_path)  # files they write go there
     accuracy = float(re.search(r"test accuracy ([\d.]+)%", out).group(1))
     assert accuracy >= 90.0, out
+
+
+def test_optimizer_comparison_example(tmp_path):
+    out = run(os.path.join(ROOT, "examples", "optimizer_comparison.py"), "--epochs", "8",
+              "--out", str(tmp_path / "curves.png"), cwd=tmp_path)
+    rows = {m.group(1).strip(): (float(m.group(2)), float(m.group(3)))
+            for m in re.finditer(r"^(.+?)\s+([\d.]+)\s+[\d.]+\s+([\d.]+)%\s+[\d.]+s", out, re.M)}
+    assert sorted(rows) == sorted(["SGD", "SGD momentum 0.9", "Nesterov 0.9", "Adam", "Adamax",
+                                   "Adadelta lr 1.0", "SGD-G2"]), out
+    # from the same initial weights, momentum, Adam and SGD-G2 learn digits in 8 epochs,
+    # and SGD-G2's adapted step beats plain SGD's fixed one
+    for name in ("SGD momentum 0.9", "Adam", "SGD-G2"):
+        assert rows[name][1] >= 90.0, out
+    assert rows["SGD-G2"][0] < rows["SGD"][0], out
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert "install matplotlib" in out
+    else:
+        assert (tmp_path / "curves.png").stat().st_size > 1000
