@@ -134,16 +134,23 @@ void sgd_update(py::list weights, py::handle grads, py::handle velocities, doubl
   });
 }
 
+// The arguments Adam and Adamax share (Adamax's beta_2 may be 1: its u = max(u, |g|) then).
+void check_moment_args(const char* fn, double lr, double beta_1, double beta_2,
+                       const char* beta_2_range, double epsilon, double weight_decay,
+                       int64_t step) {
+  check_hyper(fn, "learning_rate", lr, ">= 0");
+  check_hyper(fn, "beta_1", beta_1, "[0, 1)");
+  check_hyper(fn, "beta_2", beta_2, beta_2_range);
+  check_hyper(fn, "epsilon", epsilon, ">= 0");
+  check_hyper(fn, "weight_decay", weight_decay, ">= 0");
+  check_step(fn, step);
+}
+
 void adam_update(py::list weights, py::handle grads, py::handle momentums,
                  py::handle velocities, double lr, double beta_1, double beta_2, double epsilon,
                  double weight_decay, int64_t step) {
   const char* fn = "adam_update";
-  check_hyper(fn, "learning_rate", lr, ">= 0");
-  check_hyper(fn, "beta_1", beta_1, "[0, 1)");
-  check_hyper(fn, "beta_2", beta_2, "[0, 1)");
-  check_hyper(fn, "epsilon", epsilon, ">= 0");
-  check_hyper(fn, "weight_decay", weight_decay, ">= 0");
-  check_step(fn, step);
+  check_moment_args(fn, lr, beta_1, beta_2, "[0, 1)", epsilon, weight_decay, step);
   const auto params =
       check_params(fn, weights, grads, {{"momentums", momentums}, {"velocities", velocities}});
   for_each_param(params, [&](auto tag, const ParamArrays& p) {
@@ -157,12 +164,7 @@ void adamax_update(py::list weights, py::handle grads, py::handle momentums, py:
                    double lr, double beta_1, double beta_2, double epsilon, double weight_decay,
                    int64_t step) {
   const char* fn = "adamax_update";
-  check_hyper(fn, "learning_rate", lr, ">= 0");
-  check_hyper(fn, "beta_1", beta_1, "[0, 1)");
-  check_hyper(fn, "beta_2", beta_2, "[0, 1]");
-  check_hyper(fn, "epsilon", epsilon, ">= 0");
-  check_hyper(fn, "weight_decay", weight_decay, ">= 0");
-  check_step(fn, step);
+  check_moment_args(fn, lr, beta_1, beta_2, "[0, 1]", epsilon, weight_decay, step);
   const auto params =
       check_params(fn, weights, grads, {{"momentums", momentums}, {"norms", norms}});
   for_each_param(params, [&](auto tag, const ParamArrays& p) {
