@@ -49,6 +49,7 @@ class Case:
     check: object = None        # () -> str (what was checked) or raises CheckFailed
     flops: float = None         # per call, where defined
     notes: str = ""
+    bytes: float = None         # memory traffic per call, for memory-bound cases (GB/s)
 
 
 @dataclass
@@ -66,6 +67,17 @@ class Result:
         t = self.median(label)
         return None if t is None or not self.case.flops else self.case.flops / t / 1e9
 
+    def gbytes_per_s(self, label):
+        t = self.median(label)
+        return None if t is None or not self.case.bytes else self.case.bytes / t / 1e9
+
+    def rate(self, label):
+        """The table's throughput cell: GFLOP/s, or GB/s for a memory-bound case."""
+        if self.case.bytes:
+            x = self.gbytes_per_s(label)
+            return None if x is None else f"{x:.1f} GB/s"
+        return fmt(self.gflops(label), ".1f")
+
     def speedup(self, other):
         """other_time / dlfast_time: > 1 means dlfast is faster."""
         a, b = self.median("dlfast"), self.median(other)
@@ -77,6 +89,7 @@ class Result:
             "group": c.group, "name": c.name, "flops": c.flops, "notes": c.notes,
             "check": {"ok": self.check_ok, "detail": self.check_detail},
             "impls": {k: {"median_s": self.median(k), "min_s": min(v), "gflops": self.gflops(k),
+                          "gbytes_per_s": self.gbytes_per_s(k),
                           "inner": self.inner[k], "samples_s": v}
                       for k, v in self.times.items()},
             "speedup": {k: self.speedup(k) for k in BASELINES if k in self.times},
@@ -247,11 +260,12 @@ def print_table(results, file=sys.stdout):
             continue
         line = f"{r.case.name:<{w}}  " + "".join(
             f"{fmt_time(r.median(l)) if l in r.times else '-':>{tw[l]}}" for l in labels)
-        line += "".join(f"{fmt(r.gflops(l), '.1f'):>{gw[l]}}" for l in labels)
+        line += "".join(f"{r.rate(l) or '-':>{gw[l]}}" for l in labels)
         line += "".join(f"{fmt(r.speedup(b), '.2f') + 'x':>{vw[b]}}" if r.speedup(b)
                         else f"{'-':>{vw[b]}}" for b in labels[1:])
         print(line, file=file)
-    print("vs X = X's median time / dlfast's median time (> 1: dlfast faster)", file=file)
+    print("vs X = X's median time / dlfast's median time (> 1: dlfast faster); memory-bound "
+          "cases give GB/s in the GF/s columns", file=file)
 
 
 def write_json(path, payload):

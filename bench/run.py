@@ -1,7 +1,7 @@
 """Run dlfast's benchmarks: ``python bench/run.py [groups or name fragments] [options]``.
 
-Groups: gemm, dense, train, conv, lstm (default: all). A word that is not a group selects the cases whose
-name contains it (e.g. ``iris``, ``2048``). See bench/README.md."""
+Groups: gemm, dense, train, conv, lstm, optim (default: all). A word that is not a group selects
+the cases whose name contains it (e.g. ``iris``, ``2048``). See bench/README.md."""
 
 import argparse
 import os
@@ -13,8 +13,9 @@ import harness  # noqa: E402
 import cases as cases_module  # noqa: E402
 import cases_conv  # noqa: E402
 import cases_lstm  # noqa: E402
+import cases_optim  # noqa: E402
 
-GROUPS = ("gemm", "dense", "train", "conv", "lstm")
+GROUPS = ("gemm", "dense", "train", "conv", "lstm", "optim")
 
 # (case name, baseline, minimum speedup = baseline time / dlfast time)
 TARGETS = [
@@ -30,6 +31,10 @@ TARGETS = [
     ("lstm(128) -> dense(10) train step N64 T32 D64", "torch", 1.3),
     ("lstm(128) -> dense(10) train step N64 T32 D64", "numpy", 4.0),
     ("lstm(64) -> dense(10) train step N32 T20 D32", "torch", 1.5),
+    ("sgd momentum update 1M float32", "numpy", 3.0),
+    ("adam update 1M float32", "numpy", 3.0),
+    ("adamax update 1M float32", "numpy", 3.0),
+    ("adadelta update 1M float32", "numpy", 3.0),
 ]
 
 
@@ -63,7 +68,8 @@ def target_lines(results):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("select", nargs="*", help="groups (gemm, dense, train, conv, lstm) or name fragments")
+    p.add_argument("select", nargs="*",
+                   help="groups (gemm, dense, train, conv, lstm, optim) or name fragments")
     p.add_argument("--threads", type=int, default=2, help="threads for every library (2)")
     p.add_argument("--quick", action="store_true", help="fewer, shorter repeats (a smoke run)")
     p.add_argument("--repeats", type=int, help="timed repeats per implementation")
@@ -78,7 +84,7 @@ def main(argv=None):
     info = harness.machine_info(args.threads, thread_note)
 
     chosen = select(cases_module.all_cases() + cases_conv.conv_cases()
-                    + cases_lstm.lstm_cases(), args.select)
+                    + cases_lstm.lstm_cases() + cases_optim.optim_cases(), args.select)
     if not chosen:
         p.error(f"nothing matches {args.select}; groups are {', '.join(GROUPS)}")
 

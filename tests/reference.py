@@ -137,6 +137,47 @@ def sgd_step(w, g, v, lr, momentum, nesterov, wd):
     return w, v
 
 
+# Keras 3's update_step of each optimizer, plainly, on float64 copies; t is the 1-based step.
+# The decoupled weight decay w -= lr*wd*w comes first, as in Keras's base optimizer.
+
+def adam_step(w, g, m, v, t, lr, beta_1, beta_2, epsilon, wd=0.0):
+    """Returns (w, m, v)."""
+    w, g = np.array(w, np.float64), np.asarray(g, np.float64)
+    w = w - lr * wd * w
+    m = m + (g - m) * (1 - beta_1)
+    v = v + (g * g - v) * (1 - beta_2)
+    alpha = lr * np.sqrt(1 - beta_2 ** t) / (1 - beta_1 ** t)
+    return w - m * alpha / (np.sqrt(v) + epsilon), m, v
+
+
+def adamax_step(w, g, m, u, t, lr, beta_1, beta_2, epsilon, wd=0.0):
+    """Returns (w, m, u)."""
+    w, g = np.array(w, np.float64), np.asarray(g, np.float64)
+    w = w - lr * wd * w
+    m = m + (g - m) * (1 - beta_1)
+    u = np.maximum(beta_2 * u, np.abs(g))
+    return w - lr * m / ((1 - beta_1 ** t) * (u + epsilon)), m, u
+
+
+def adadelta_step(w, g, a, d, lr, rho, epsilon, wd=0.0):
+    """Returns (w, accumulated_grad, accumulated_delta_var)."""
+    w, g = np.array(w, np.float64), np.asarray(g, np.float64)
+    w = w - lr * wd * w
+    a = rho * a + (1 - rho) * g * g
+    delta = -np.sqrt(d + epsilon) * g / np.sqrt(a + epsilon)
+    d = rho * d + (1 - rho) * delta * delta
+    return w + lr * delta, a, d
+
+
+def sgdg2_next_step(h, g, g_probe, beta):
+    """SPEC.md's SGD-G2 step-size rule from the gradient g and the probe's gradient g~
+    (flat float64 arrays): the next step h'."""
+    diff = g - g_probe
+    dot, sq = float(diff @ g), float(diff @ diff)
+    h_opt = 2 * h * dot / sq if dot > 0 else h
+    return beta * h + (1 - beta) * h_opt if h_opt >= h else (1 - beta) * h_opt
+
+
 def central_diff(f, params, eps=1e-6):
     """d f / d p for every element of every array in params (changed in place, restored)."""
     grads = []

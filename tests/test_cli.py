@@ -54,3 +54,23 @@ def test_char_lm_learns_and_writes_a_sample(tmp_path):
     assert last < 0.75 * uniform and last < first, out
     sample = out.split("sample:\n", 1)[1]
     assert sample.startswith("The Zen of Python, by Ti") and len(sample.rstrip("\n")) >= 24 + 80
+
+
+def test_optimizer_comparison_example(tmp_path):
+    out = run(os.path.join(ROOT, "examples", "optimizer_comparison.py"), "--epochs", "8",
+              "--out", str(tmp_path / "curves.png"), cwd=tmp_path)
+    rows = {m.group(1).strip(): (float(m.group(2)), float(m.group(3)))
+            for m in re.finditer(r"^(.+?)\s+([\d.]+)\s+[\d.]+\s+([\d.]+)%\s+[\d.]+s", out, re.M)}
+    assert sorted(rows) == sorted(["SGD", "SGD momentum 0.9", "Nesterov 0.9", "Adam", "Adamax",
+                                   "Adadelta lr 1.0", "SGD-G2"]), out
+    # from the same initial weights, momentum, Adam and SGD-G2 learn digits in 8 epochs,
+    # and SGD-G2's adapted step beats plain SGD's fixed one
+    for name in ("SGD momentum 0.9", "Adam", "SGD-G2"):
+        assert rows[name][1] >= 90.0, out
+    assert rows["SGD-G2"][0] < rows["SGD"][0], out
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert "install matplotlib" in out
+    else:
+        assert (tmp_path / "curves.png").stat().st_size > 1000

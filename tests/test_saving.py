@@ -436,3 +436,30 @@ def test_lstm_batchnorm_dropout_model_round_trip(tmp_path, rng):
     assert after_model == after_loaded
     for a, b in zip(loaded.get_weights(), model.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamax", "adadelta", "sgdg2"])
+def test_every_optimizer_resumes_identically(optimizer, tmp_path, rng):
+    """Adam's moments, Adadelta's accumulators and SGD-G2's adapted step are saved with the
+    model: 2 steps, save, load, 2 more == 4 steps in one go."""
+    def make():
+        model = sequential("float64")
+        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+        return model
+
+    dlfast.manual_seed(8)
+    reference, model = make(), make()
+    model.set_weights(reference.get_weights())
+    x, y = data(model, rng, 24)
+    batches = [(x[i:i + 6], y[i:i + 6]) for i in range(0, 24, 6)]
+    for xb, yb in batches:
+        reference.train_on_batch(xb, yb)
+    for xb, yb in batches[:2]:
+        model.train_on_batch(xb, yb)
+    model.save(tmp_path / "m.dlfast")
+    resumed = load_model(tmp_path / "m.dlfast")
+    assert type(resumed.optimizer) is type(reference.optimizer)
+    for xb, yb in batches[2:]:
+        resumed.train_on_batch(xb, yb)
+    for a, b in zip(resumed.get_weights(), reference.get_weights()):
+        np.testing.assert_array_equal(a, b)

@@ -38,6 +38,8 @@ Isa detect_isa() {
   KernelTable<T> {                                                                            \
     &ns::gemm<T>, &ns::dense_forward<T>, &ns::dense_backward<T>, &ns::activation_forward<T>, \
         &ns::activation_backward<T>, &ns::loss_forward_backward<T>, &ns::sgd_update<T>,      \
+        &ns::adam_update<T>, &ns::adamax_update<T>, &ns::adadelta_update<T>,                 \
+        &ns::sgdg2_probe<T>, &ns::sgdg2_dots<T>, &ns::sgdg2_step<T>,                         \
         &ns::conv2d_forward<T>, &ns::conv2d_backward<T>, &ns::maxpool2d_forward<T>,          \
         &ns::maxpool2d_backward<T>, &ns::avgpool2d_forward<T>, &ns::avgpool2d_backward<T>,   \
         &ns::lstm_forward<T>, &ns::lstm_backward<T>, &ns::batchnorm_forward<T>,               \

@@ -76,6 +76,27 @@ struct KernelTable {
   // plain: w -= lr*g; momentum: v = m*v - lr*g, w += v (Nesterov: w += m*v - lr*g).
   void (*sgd_update)(T* w, T* v, const T* g, int64_t n, T lr, T momentum, bool nesterov,
                      T weight_decay);
+  // Keras 3's Adam, Adamax and Adadelta on n parameters, in place, at step t = `step` (1 for
+  // the first update). Each first applies the decoupled weight decay w -= lr*wd*w, then:
+  // Adam: m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2);
+  //       w -= alpha*m/(sqrt(v) + eps), alpha = lr*sqrt(1 - b2^t)/(1 - b1^t).
+  void (*adam_update)(T* w, T* m, T* v, const T* g, int64_t n, double lr, double beta_1,
+                      double beta_2, double epsilon, double weight_decay, int64_t step);
+  // Adamax: m += (g - m)(1 - b1); u = max(b2*u, |g|); w -= lr*m/((1 - b1^t)(u + eps)).
+  void (*adamax_update)(T* w, T* m, T* u, const T* g, int64_t n, double lr, double beta_1,
+                        double beta_2, double epsilon, double weight_decay, int64_t step);
+  // Adadelta: a = rho*a + (1 - rho)g^2; delta = -sqrt(d + eps)*g/sqrt(a + eps);
+  //           d = rho*d + (1 - rho)delta^2; w += lr*delta.
+  void (*adadelta_update)(T* w, T* acc_grad, T* acc_delta, const T* g, int64_t n, double lr,
+                          double rho, double epsilon, double weight_decay);
+  // SGD-G2 (SPEC.md) in three passes around the caller's second gradient evaluation:
+  // probe: saved = g; w -= h*g (w is now the probe point theta - h*g).
+  void (*sgdg2_probe)(T* w, T* saved, const T* g, int64_t n, double h);
+  // dot[0] += <g - p, g>; dot[1] += |g - p|^2, accumulated in double.
+  void (*sgdg2_dots)(double* dot, const T* g, const T* p, int64_t n);
+  // step: from the probe point, w = theta*(1 - h_new*wd) - h_new*saved, theta = w + h_probe*saved.
+  void (*sgdg2_step)(T* w, const T* saved, int64_t n, double h_probe, double h_new,
+                     double weight_decay);
 
   // y = act(conv2d(x, w) + b); b may be null.
   void (*conv2d_forward)(T* y, const T* x, const T* w, const T* b, const Conv2dShape& s,

@@ -41,6 +41,22 @@ template <typename T>
 void sgd_update(T* w, T* v, const T* g, int64_t n, T lr, T momentum, bool nesterov,
                 T weight_decay);
 template <typename T>
+void adam_update(T* w, T* m, T* v, const T* g, int64_t n, double lr, double beta_1,
+                 double beta_2, double epsilon, double weight_decay, int64_t step);
+template <typename T>
+void adamax_update(T* w, T* m, T* u, const T* g, int64_t n, double lr, double beta_1,
+                   double beta_2, double epsilon, double weight_decay, int64_t step);
+template <typename T>
+void adadelta_update(T* w, T* acc_grad, T* acc_delta, const T* g, int64_t n, double lr,
+                     double rho, double epsilon, double weight_decay);
+template <typename T>
+void sgdg2_probe(T* w, T* saved, const T* g, int64_t n, double h);
+template <typename T>
+void sgdg2_dots(double* dot, const T* g, const T* p, int64_t n);
+template <typename T>
+void sgdg2_step(T* w, const T* saved, int64_t n, double h_probe, double h_new,
+                double weight_decay);
+template <typename T>
 void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dShape& s,
                     Activation act);
 template <typename T>

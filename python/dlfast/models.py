@@ -196,13 +196,22 @@ class Model(Layer):
 
     def _train_step(self, x, y):
         """Forward, loss and its gradient, backward (writing the gradients, so there is no
-        zero_grad pass), one optimizer step."""
-        out = self._head_forward(x, True)
-        loss, dout = _core.loss(LOSSES[self.loss.kernel_name], y, out,
-                                self._head_fused or self.loss.from_logits, True)
-        self.call_backward(dout, need_dx=False, accumulate=False)
-        loss += self.add_regularization_grads()  # Keras: the penalties are part of the loss
-        self.optimizer.apply(self._flat_grads, self._flat_weights)
+        zero_grad pass), one optimizer step. An optimizer that re-evaluates the gradient
+        (``needs_closure``, e.g. SGDG2) gets a closure doing the same on this batch."""
+        def forward_backward():
+            out = self._head_forward(x, True)  # decides self._head_fused at the first call
+            loss, dout = _core.loss(LOSSES[self.loss.kernel_name], y, out,
+                                    self._head_fused or self.loss.from_logits, True)
+            self.call_backward(dout, need_dx=False, accumulate=False)
+            loss += self.add_regularization_grads()  # Keras: the penalties are part of the loss
+            return loss, out
+
+        loss, out = forward_backward()
+        if self.optimizer.needs_closure:
+            self.optimizer.apply(self._flat_grads, self._flat_weights,
+                                 closure=lambda: forward_backward()[0])
+        else:
+            self.optimizer.apply(self._flat_grads, self._flat_weights)
         return loss, out
 
     def train_on_batch(self, x, y):

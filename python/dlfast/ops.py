@@ -201,6 +201,34 @@ def sgd_update(weights, grads, velocities=None, learning_rate=0.01, momentum=0.0
                      float(weight_decay or 0.0))
 
 
+__all__ += ["adam_update", "adamax_update", "adadelta_update"]
+
+
+def adam_update(weights, grads, momentums, velocities, learning_rate=0.001, beta_1=0.9,
+                beta_2=0.999, epsilon=1e-7, weight_decay=0.0, step=1):
+    """Keras Adam step (amsgrad=False) over parallel lists, in place (one C++ call); ``step``
+    is the 1-based count of this update (the bias correction's t)."""
+    _core.adam_update(list(weights), list(grads), list(momentums), list(velocities),
+                      float(learning_rate), float(beta_1), float(beta_2), float(epsilon),
+                      float(weight_decay or 0.0), int(step))
+
+
+def adamax_update(weights, grads, momentums, norms, learning_rate=0.001, beta_1=0.9,
+                  beta_2=0.999, epsilon=1e-7, weight_decay=0.0, step=1):
+    """Keras Adamax step over parallel lists, in place (one C++ call); ``step`` is 1-based."""
+    _core.adamax_update(list(weights), list(grads), list(momentums), list(norms),
+                        float(learning_rate), float(beta_1), float(beta_2), float(epsilon),
+                        float(weight_decay or 0.0), int(step))
+
+
+def adadelta_update(weights, grads, accumulated_grads, accumulated_delta_vars,
+                    learning_rate=0.001, rho=0.95, epsilon=1e-7, weight_decay=0.0):
+    """Keras Adadelta step over parallel lists, in place (one C++ call)."""
+    _core.adadelta_update(list(weights), list(grads), list(accumulated_grads),
+                          list(accumulated_delta_vars), float(learning_rate), float(rho),
+                          float(epsilon), float(weight_decay or 0.0))
+
+
 # --- convolution and pooling (NHWC input, HWIO kernels; Keras/TensorFlow conventions) ----
 
 __all__ += ["conv2d_forward", "conv2d_backward", "maxpool2d_forward", "maxpool2d_backward",

@@ -1,37 +1,86 @@
 """Optimizers with Keras's names, defaults and formulas; each step is one fused C++ call over
-all the parameters it is given (a model gives one flat buffer per dtype)."""
+all the parameters it is given (a model gives one flat buffer per dtype).
+
+An optimizer whose ``needs_closure`` is True (SGDG2) evaluates the gradient a second time on
+the same batch: ``apply(grads, weights, closure=f)`` where ``f()`` re-runs forward and backward
+at the weights as they are when it is called, writes the fresh gradients into the arrays of
+``grads`` and returns the loss. ``Sequential.fit`` and ``train_on_batch`` pass one themselves."""
+
+import math
 
 import numpy as np
 
 from .. import _core
+from . import schedules
+
+
+def _hyper(value, what, owner, kind):
+    """`value` as a float, checked: kind is ">= 0", "[0, 1]" or "[0, 1)"."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{owner}: {what} must be a number, got {value!r}") from None
+    ok = math.isfinite(value) and value >= 0 and (
+        kind == ">= 0" or (value <= 1 if kind == "[0, 1]" else value < 1))
+    if not ok:
+        where = kind if kind == ">= 0" else f"in {kind}"
+        raise ValueError(f"{owner}: {what} must be a finite number {where}, got {value!r}")
+    return value
+
+
+def _array_beside(store, weight, name):
+    """The array `name` kept in `store` for `weight` (zeros of its shape and dtype when first
+    asked, or when `weight` is a new array that reuses a freed one's id)."""
+    key = (id(weight), name)
+    entry = store.get(key)
+    if entry is None or entry[0] is not weight:
+        entry = (weight, np.zeros_like(weight))
+        store[key] = entry
+    return entry[1]
 
 
 class Optimizer:
     """Base class. ``apply(grads, weights)`` updates the weights in place (parallel lists).
     ``learning_rate`` may be a number or a callable of the step count (a schedule)."""
 
-    def __init__(self, learning_rate, name):
+    needs_closure = False  # True: apply() needs a closure re-evaluating the gradients
+    scalar_state = ()  # names of number attributes saved with the state (besides the slots)
+
+    def __init__(self, learning_rate, name, weight_decay=None):
         if not callable(learning_rate):
             learning_rate = float(learning_rate)
             if not np.isfinite(learning_rate) or learning_rate < 0:
                 raise ValueError(f"{name}: learning_rate must be a finite number >= 0, got "
                                  f"{learning_rate}")
+        if weight_decay is not None:
+            weight_decay = _hyper(weight_decay, "weight_decay", name, ">= 0")
         self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
         self.name = name
         self.iterations = 0
         self._slots = {}
+        self._scratch = {}
 
     def current_learning_rate(self):
         lr = self.learning_rate
         return float(lr(self.iterations)) if callable(lr) else lr
 
-    def apply(self, grads, weights):
-        """One optimizer step: update each array of ``weights`` from the matching ``grads``."""
+    def apply(self, grads, weights, closure=None):
+        """One optimizer step: update each array of ``weights`` from the matching ``grads``.
+        ``closure`` is used only by optimizers with ``needs_closure`` (see the module's doc)."""
         grads, weights = list(grads), list(weights)
         if len(grads) != len(weights):
             raise ValueError(f"{self.name}.apply: got {len(grads)} grads for {len(weights)} "
                              f"weights; the lists must be parallel")
-        self._apply(grads, weights)
+        if self.needs_closure:
+            if not callable(closure):
+                raise ValueError(f"{self.name}.apply: this optimizer evaluates the gradient a "
+                                 f"second time and needs closure=f, f() re-running forward and "
+                                 f"backward on the same batch (fit and train_on_batch pass "
+                                 f"one); got closure={closure!r}")
+            self._apply(grads, weights, closure)
+        else:
+            self._apply(grads, weights)
         self.iterations += 1
 
     def apply_gradients(self, grads_and_vars):
@@ -41,12 +90,7 @@ class Optimizer:
 
     def slot(self, weight, name):
         """The optimizer state array `name` kept beside `weight` (zeros when first asked)."""
-        key = (id(weight), name)
-        entry = self._slots.get(key)
-        if entry is None or entry[0] is not weight:
-            entry = (weight, np.zeros_like(weight))
-            self._slots[key] = entry
-        return entry[1]
+        return _array_beside(self._slots, weight, name)
 
     def get_state(self, weights):
         """The state kept for ``weights`` (the arrays this optimizer updates, in order) as
@@ -55,6 +99,8 @@ class Optimizer:
         it on other arrays of the same shapes (a reloaded model's)."""
         position = {id(w): i for i, w in enumerate(weights)}
         state = {"iterations": np.array(self.iterations, np.int64)}
+        for name in self.scalar_state:  # e.g. SGDG2's adapted step
+            state[name] = np.array(getattr(self, name), np.float64)
         for (key, name), (weight, value) in self._slots.items():
             i = position.get(key)
             if i is not None and weights[i] is weight:
@@ -69,6 +115,13 @@ class Optimizer:
         if iterations.shape != () or iterations.dtype.kind not in "iu" or iterations < 0:
             raise ValueError(f"{self.name}.set_state: expected 'iterations', a count >= 0, got "
                              f"{iterations!r}")
+        scalars = {}
+        for name in self.scalar_state:
+            value = np.asarray(state.pop(name, np.nan))
+            if value.shape != () or value.dtype.kind != "f" or not np.isfinite(value):
+                raise ValueError(f"{self.name}.set_state: expected '{name}', a finite number, "
+                                 f"got {value!r}")
+            scalars[name] = float(value)
         slots = []
         for key, value in state.items():
             position, _, name = key.partition("/")
@@ -83,14 +136,36 @@ class Optimizer:
             slots.append((weight, name, value))
         for weight, name, value in slots:
             self.slot(weight, name)[...] = value
+        for name, value in scalars.items():
+            setattr(self, name, value)
         self.iterations = int(iterations)
 
     def _apply(self, grads, weights):
         raise NotImplementedError
 
+    def scratch(self, weight, name):
+        """A work array beside `weight` that is not state (not saved): zeros when created,
+        then whatever the last step left in it."""
+        return _array_beside(self._scratch, weight, name)
+
+    def _decay(self):
+        return float(self.weight_decay or 0.0)
+
     def get_config(self):
         lr = self.learning_rate
-        return {"name": self.name, "learning_rate": lr if not callable(lr) else repr(lr)}
+        if isinstance(lr, schedules.LearningRateSchedule):
+            lr = schedules.serialize(lr)
+        elif callable(lr):
+            lr = repr(lr)
+        return {"name": self.name, "learning_rate": lr, "weight_decay": self.weight_decay}
+
+    @classmethod
+    def from_config(cls, config):
+        """The optimizer a ``get_config()`` dict describes (schedules included)."""
+        config = dict(config)
+        if isinstance(config.get("learning_rate"), dict):
+            config["learning_rate"] = schedules.deserialize(config["learning_rate"])
+        return cls(**config)
 
 
 class SGD(Optimizer):
@@ -100,27 +175,163 @@ class SGD(Optimizer):
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None,
                  name="SGD"):
-        super().__init__(learning_rate, name)
+        super().__init__(learning_rate, name, weight_decay)
         momentum = float(momentum)
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"SGD: momentum must be in [0, 1], got {momentum}")
-        if weight_decay is not None and (not np.isfinite(weight_decay) or weight_decay < 0):
-            raise ValueError(f"SGD: weight_decay must be a number >= 0 or None, got {weight_decay}")
         self.momentum = momentum
         self.nesterov = bool(nesterov)
-        self.weight_decay = weight_decay
 
     def _apply(self, grads, weights):
         velocities = [self.slot(w, "momentum") for w in weights] if self.momentum else None
         _core.sgd_update(weights, grads, velocities, self.current_learning_rate(), self.momentum,
-                         self.nesterov, float(self.weight_decay or 0.0))
+                         self.nesterov, self._decay())
 
     def get_config(self):
-        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov,
-                "weight_decay": self.weight_decay}
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
 
 
-_BY_NAME = {"sgd": SGD}
+class Adam(Optimizer):
+    """Keras 3 Adam (amsgrad=False only): at step t (1 for the first update)
+    ``m += (g - m)(1 - beta_1)``, ``v += (g^2 - v)(1 - beta_2)``,
+    ``w -= alpha m / (sqrt(v) + epsilon)`` with ``alpha = lr sqrt(1 - beta_2^t) / (1 - beta_1^t)``
+    (Keras's bias correction, folded into the step). ``weight_decay``: ``w -= lr*wd*w`` first."""
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 amsgrad=False, weight_decay=None, name="adam"):
+        super().__init__(learning_rate, name, weight_decay)
+        if amsgrad:
+            raise NotImplementedError("Adam: amsgrad=True is not supported; use amsgrad=False")
+        self.beta_1 = _hyper(beta_1, "beta_1", "Adam", "[0, 1)")
+        self.beta_2 = _hyper(beta_2, "beta_2", "Adam", "[0, 1)")
+        self.epsilon = _hyper(epsilon, "epsilon", "Adam", ">= 0")
+        self.amsgrad = False
+
+    def _apply(self, grads, weights):
+        _core.adam_update(weights, grads, [self.slot(w, "momentum") for w in weights],
+                          [self.slot(w, "velocity") for w in weights],
+                          self.current_learning_rate(), self.beta_1, self.beta_2, self.epsilon,
+                          self._decay(), self.iterations + 1)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon, "amsgrad": self.amsgrad}
+
+
+class Adamax(Optimizer):
+    """Keras 3 Adamax: ``m += (g - m)(1 - beta_1)``, ``u = max(beta_2 u, |g|)``,
+    ``w -= lr m / ((1 - beta_1^t)(u + epsilon))``. ``weight_decay``: ``w -= lr*wd*w`` first."""
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 weight_decay=None, name="adamax"):
+        super().__init__(learning_rate, name, weight_decay)
+        self.beta_1 = _hyper(beta_1, "beta_1", "Adamax", "[0, 1)")
+        self.beta_2 = _hyper(beta_2, "beta_2", "Adamax", "[0, 1]")
+        self.epsilon = _hyper(epsilon, "epsilon", "Adamax", ">= 0")
+
+    def _apply(self, grads, weights):
+        _core.adamax_update(weights, grads, [self.slot(w, "momentum") for w in weights],
+                            [self.slot(w, "norm") for w in weights],
+                            self.current_learning_rate(), self.beta_1, self.beta_2,
+                            self.epsilon, self._decay(), self.iterations + 1)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
+
+
+class Adadelta(Optimizer):
+    """Keras 3 Adadelta: ``a = rho a + (1 - rho) g^2``,
+    ``delta = -sqrt(d + epsilon) g / sqrt(a + epsilon)``, ``d = rho d + (1 - rho) delta^2``,
+    ``w += lr delta``. Keras's default lr 0.001 is small for Adadelta (the paper's form is
+    lr = 1.0). ``weight_decay``: ``w -= lr*wd*w`` first."""
+
+    def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, weight_decay=None,
+                 name="adadelta"):
+        super().__init__(learning_rate, name, weight_decay)
+        self.rho = _hyper(rho, "rho", "Adadelta", "[0, 1]")
+        self.epsilon = _hyper(epsilon, "epsilon", "Adadelta", ">= 0")
+
+    def _apply(self, grads, weights):
+        _core.adadelta_update(weights, grads, [self.slot(w, "accumulated_grad") for w in weights],
+                              [self.slot(w, "accumulated_delta_var") for w in weights],
+                              self.current_learning_rate(), self.rho, self.epsilon,
+                              self._decay())
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
+
+
+class SGDG2(Optimizer):
+    """SGD-G2, the adaptive-step SGD of Ayadi & Turinici (arXiv 2002.09304), as SPEC.md gives
+    it. With g the batch gradient at theta and h the current step (``step_size``; starts at
+    ``learning_rate``): probe ``g~ = grad f(theta - h g)`` on the same batch; if
+    ``<g - g~, g> > 0``, ``h_opt = 2 h <g - g~, g> / |g - g~|^2`` (g - g~ = h H g on a
+    quadratic with Hessian H: a curvature estimate along g, no Hessian needed), else
+    ``h_opt = h``; then ``h' = beta h + (1 - beta) h_opt`` if
+    ``h_opt >= h``, else ``h' = (1 - beta) h_opt``; finally ``theta -= h' g``. One step costs
+    two gradient evaluations, so ``apply`` needs a closure (``needs_closure``); fit and
+    train_on_batch give it. The inner products run in C++ in one pass (double accumulation).
+
+    beta (default 0.9) is the smoothing coefficient. When the estimate asks for a larger step,
+    h moves toward h_opt as an exponential average over about 1/(1 - beta) = 10 steps: one
+    noisy mini-batch estimate cannot blow the step up, yet a step chosen 1000x too small
+    reaches the estimate within a few dozen steps (0.9^40 ~ 1.5%). h' is then a convex
+    combination, so it never passes h_opt (in one dimension h_opt = 2/curvature, the edge of
+    stability). When the estimate is below the current step (the probe says the step is too
+    long) the step is cut at once, to (1 - beta) h_opt = h_opt/10. A larger beta (0.99) takes
+    hundreds of steps to recover from a bad initial step and cuts 100x; a smaller one (0.5)
+    follows single-batch noise. 0.9 is also the averaging constant readers know from
+    momentum and Adam's beta_1.
+
+    If the probe's gradient is not finite (the probe point blew up), the step is cut to
+    (1 - beta) h and the weights move with it. ``weight_decay``: decoupled, applied with the
+    new step: ``theta' = theta (1 - h' wd) - h' g``. A schedule as learning_rate is refused:
+    the step adapts itself. ``step_size`` is the optimizer's one scalar state."""
+
+    needs_closure = True
+    scalar_state = ("step_size",)
+
+    def __init__(self, learning_rate=0.01, beta=0.9, weight_decay=None, name="SGDG2"):
+        if callable(learning_rate):
+            raise TypeError("SGDG2: learning_rate must be a number (the initial step h0; SGD-G2 "
+                            "adapts the step itself, a schedule cannot drive it)")
+        super().__init__(learning_rate, name, weight_decay)
+        if self.learning_rate <= 0:
+            raise ValueError(f"SGDG2: learning_rate (the initial step) must be > 0, got "
+                             f"{self.learning_rate} (a zero step never adapts)")
+        self.beta = _hyper(beta, "beta", "SGDG2", "[0, 1)")
+        self.step_size = self.learning_rate
+
+    def next_step_size(self, h, dot, sq):
+        """The step after h, given <g - g~, g> (dot) and |g - g~|^2 (sq): SPEC.md's rule."""
+        beta = self.beta
+        if not (math.isfinite(dot) and math.isfinite(sq)):
+            return (1.0 - beta) * h
+        h_opt = 2.0 * h * dot / sq if dot > 0 and sq > 0 else h
+        if not math.isfinite(h_opt):  # sq underflowed to a denormal: no information
+            h_opt = h
+        return beta * h + (1.0 - beta) * h_opt if h_opt >= h else (1.0 - beta) * h_opt
+
+    def _apply(self, grads, weights, closure):
+        h = self.step_size
+        saved = [self.scratch(w, "gradient") for w in weights]
+        _core.sgdg2_probe(weights, grads, saved, h)      # weights: theta - h g; saved: g
+        try:
+            closure()                                    # grads: g~ at the probe point
+        except BaseException:
+            _core.sgdg2_step(weights, saved, h, 0.0, 0.0)  # back to theta, then re-raise
+            raise
+        dot, sq = _core.sgdg2_dots(saved, grads)
+        h_new = self.next_step_size(h, dot, sq)
+        _core.sgdg2_step(weights, saved, h, h_new, self._decay())
+        self.step_size = h_new
+
+    def get_config(self):
+        return {**super().get_config(), "beta": self.beta}
+
+
+_BY_NAME = {"sgd": SGD, "adam": Adam, "adamax": Adamax, "adadelta": Adadelta, "sgdg2": SGDG2}
 
 
 def get(spec):
@@ -134,4 +345,4 @@ def get(spec):
                          f"or one of {sorted(_BY_NAME)}") from None
 
 
-__all__ = ["Optimizer", "SGD", "get"]
+__all__ = ["Optimizer", "SGD", "Adam", "Adamax", "Adadelta", "SGDG2", "get", "schedules"]
