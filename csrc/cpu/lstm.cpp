@@ -6,17 +6,17 @@
 //   c_t = f * c_{t-1} + i * c~           h_t = o * tanh(c_t)
 //
 // Forward: the input projection of every step is one large GEMM (Z = x W + b over N*L rows);
-// then the time loop runs inside ONE parallel region. Each thread owns a range of units, packs
-// the four gate panels of R for its units once, and per step computes its columns of
-// h_{t-1} R straight into Z with the GEMM micro-kernel (h read in place), then the gates and
-// the state update for the same rows while they are in L1: one barrier per step, no fork/join,
-// no workspace allocated per step. Z keeps the activated gates, which backward reuses.
+// then the time loop runs inside ONE parallel region. R is packed once (the four gate panels
+// of each unit panel); each thread takes its own rows of the batch through every step, per
+// step computing h_{t-1} R straight into Z with the GEMM micro-kernel (h read in place), then
+// the gates and the state update of the same tile while it is in L1. Batch rows never depend
+// on each other, so there is no barrier per step and no workspace allocated per step. Z keeps
+// the activated gates, which backward reuses.
 //
-// Backward walks the steps in reverse in one parallel region the same way: per step a thread
-// computes dh for its units (dz_{t+1} R^T against its packed panels of R^T, plus dh from
-// the output), then the gate gradients dz_t for its units. The weight gradients then take
-// three large GEMMs over all steps at once (dW = x^T dz, dR = h_prev^T dz, dx = dz W^T)
-// instead of one small GEMM per step.
+// Backward walks the steps in reverse the same way, each thread its rows: dh = dz_{t+1} R^T
+// (against R^T packed once) plus the output's gradient, then the gate gradients dz_t. The
+// weight gradients then take large GEMMs over all steps at once ([dW; dR] = [x, h_prev]^T dz
+// as one product, dx = dz W^T) instead of small GEMMs per step.
 #include <omp.h>
 
 #include <cstring>
@@ -68,28 +68,42 @@ void cell_forward(T* z, int64_t ldz, T* c, T* h, int64_t lds, const T* c_prev, i
   }
 }
 
-// Backward of cell_forward for the same block: given dh (row stride lddh) and the carried dc
-// (updated in place to dc_{t-1}), writes the pre-activation gradients into dz (row stride ldz).
-// a = the activated gates, c = c_t, c_prev = c_{t-1} (null: zeros).
+// Backward of cell_forward for the same block: the gradient reaching h_t is the sum of
+// dh_rec (from step t+1, row stride ld_rec), dh_seq (the output's, row stride ld_seq) and
+// dh_last (the last h's, row stride U), each possibly null; dc (row stride U) carries the cell
+// gradient and is updated in place to dc_{t-1}. Writes the pre-activation gradients into dz
+// (row stride ldz). a = the activated gates, c = c_t, c_prev = c_{t-1} (null: zeros).
 template <typename T>
-void cell_backward(T* dz, int64_t ldz, T* dc, int64_t lddc, const T* dh, int64_t lddh,
-                   const T* a, int64_t lda, const T* c, int64_t ldc, const T* c_prev,
-                   int64_t ldcp, int64_t rows, int64_t U, int64_t u0, int64_t u1) {
+void cell_backward(T* dz, int64_t ldz, T* dc, const T* dh_rec, int64_t ld_rec,
+                   const T* dh_seq, int64_t ld_seq, const T* dh_last, const T* a, int64_t lda,
+                   const T* c, int64_t ldc, const T* c_prev, int64_t ldcp, int64_t rows,
+                   int64_t U) {
   using V = vec_t<T>;
   constexpr int LN = Vec<T>::lanes;
+  auto dh_at = [&](int64_t r, int64_t u) {
+    T v = dh_rec ? dh_rec[r * ld_rec + u] : T(0);
+    if (dh_seq) v += dh_seq[r * ld_seq + u];
+    if (dh_last) v += dh_last[r * U + u];
+    return v;
+  };
+  auto dh_vec = [&](int64_t r, int64_t u) {
+    V v = dh_rec ? vload(dh_rec + r * ld_rec + u) : V{};
+    if (dh_seq) v += vload(dh_seq + r * ld_seq + u);
+    if (dh_last) v += vload(dh_last + r * U + u);
+    return v;
+  };
   for (int64_t r = 0; r < rows; ++r) {
     const T* ai = a + r * lda;
     const T *af = ai + U, *ag = ai + 2 * U, *ao = ai + 3 * U;
     T* di = dz + r * ldz;
     T *df = di + U, *dg = di + 2 * U, *dout = di + 3 * U;
-    T* dcr = dc + r * lddc;
-    const T* dhr = dh + r * lddh;
+    T* dcr = dc + r * U;
     const T* cr = c + r * ldc;
     const T* cp = c_prev ? c_prev + r * ldcp : nullptr;
-    int64_t u = u0;
-    for (; u + LN <= u1; u += LN) {
+    int64_t u = 0;
+    for (; u + LN <= U; u += LN) {
       const V i = vload(ai + u), f = vload(af + u), g = vload(ag + u), o = vload(ao + u);
-      const V tc = vtanh(vload(cr + u)), d_h = vload(dhr + u);
+      const V tc = vtanh(vload(cr + u)), d_h = dh_vec(r, u);
       const V dcell = vload(dcr + u) + d_h * o * (T(1) - tc * tc);
       const V cprev = cp ? vload(cp + u) : V{};
       vstore(di + u, dcell * g * i * (T(1) - i));
@@ -98,9 +112,9 @@ void cell_backward(T* dz, int64_t ldz, T* dc, int64_t lddc, const T* dh, int64_t
       vstore(dout + u, d_h * tc * o * (T(1) - o));
       vstore(dcr + u, dcell * f);
     }
-    for (; u < u1; ++u) {
+    for (; u < U; ++u) {
       const T i = ai[u], f = af[u], g = ag[u], o = ao[u];
-      const T tc = stanh(cr[u]), d_h = dhr[u];
+      const T tc = stanh(cr[u]), d_h = dh_at(r, u);
       const T dcell = dcr[u] + d_h * o * (T(1) - tc * tc);
       const T cprev = cp ? cp[u] : T(0);
       di[u] = dcell * g * i * (T(1) - i);
@@ -112,19 +126,24 @@ void cell_backward(T* dz, int64_t ldz, T* dc, int64_t lddc, const T* dh, int64_t
   }
 }
 
-// Threads for the time loop: each step is one small GEMM (2*N*G*U flops) and a barrier, so a
-// second thread needs about half a MFLOP per step to pay for itself, and one unit panel each.
+// Threads for the time loop. The batch rows are independent, so each thread takes whole MR-row
+// panels of the batch through every step on its own: no barrier per step, no h shared between
+// cores (a per-step barrier, with the units split instead, measured 20x slower on a loaded
+// machine, where every step waited for a descheduled thread).
 template <typename T>
-int loop_threads(int64_t N, int64_t U) {
-  const int64_t panels = (U + Blocking<T>::NR - 1) / Blocking<T>::NR;
-  const int nt = threads_for_work(4.0 * 2.0 * double(N) * double(4 * U) * double(U));
-  return int(nt < panels ? nt : panels);
+int loop_threads(int64_t N, int64_t L, int64_t U) {
+  const int64_t row_panels = (N + Blocking<T>::MR - 1) / Blocking<T>::MR;
+  const int nt = threads_for_work(2.0 * double(N) * double(L) * double(4 * U) * double(U));
+  return int(nt < row_panels ? nt : row_panels);
 }
 
-// This thread's unit panels [p0, p1) of `panels`, for thread t of nt.
-inline void thread_panels(int64_t panels, int t, int nt, int64_t& p0, int64_t& p1) {
-  p0 = panels * t / nt;
-  p1 = panels * (t + 1) / nt;
+// Slice t of nt of [0, n), in whole units of `unit` (the last slice takes the remainder).
+inline void thread_slice(int64_t n, int64_t unit, int t, int nt, int64_t& lo, int64_t& hi) {
+  const int64_t units = (n + unit - 1) / unit;
+  lo = units * t / nt * unit;
+  hi = units * (t + 1) / nt * unit;
+  lo = lo < n ? lo : n;
+  hi = hi < n ? hi : n;
 }
 
 }  // namespace
@@ -142,35 +161,37 @@ void lstm_forward(T* H, T* C, T* Z, const T* x, const T* W, const T* R, const T*
   const int64_t panels = (U + NR - 1) / NR;
   // Packed R: unit panel p, gate q at Rp + (4p + q) * U * NR, b(k, j) at k * NR + j.
   T* Rp = static_cast<T*>(thread_workspace(kLstmPack, sizeof(T) * 4 * panels * U * NR));
-  const int nt = loop_threads<T>(N, U);
+  const int nt = loop_threads<T>(N, L, U);
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
     const int t = omp_get_thread_num(), n_t = omp_get_num_threads();
-    int64_t p0, p1;
-    thread_panels(panels, t, n_t, p0, p1);
-    for (int64_t p = p0; p < p1; ++p)
+    int64_t lo, hi;
+    thread_slice(panels, 1, t, n_t, lo, hi);  // each thread packs some panels, all use all
+    for (int64_t p = lo; p < hi; ++p)
       for (int q = 0; q < 4; ++q)
         pack_slices<NR>(Rp + (4 * p + q) * U * NR, R + q * U + p * NR, G,
                         min64(NR, U - p * NR), U);
+#pragma omp barrier
+    int64_t r0, r1;
+    thread_slice(N, MR, t, n_t, r0, r1);  // this thread's batch rows
     for (int64_t step = 0; step < L; ++step) {
-      // h_{t-1}: row n at h_prev + n * ld_h (null: h0 = 0, nothing to add).
+      // h_{t-1}, c_{t-1}: row n at + n * ld (null at step 0 without an initial state: zeros).
       const T* h_prev = step > 0 ? H + (step - 1) * U : h0;
-      const int64_t ld_h = step > 0 ? L * U : U;
       const T* c_prev = step > 0 ? C + (step - 1) * U : c0;
-      for (int64_t p = p0; p < p1; ++p) {
+      const int64_t ld = step > 0 ? L * U : U;
+      for (int64_t p = 0; p < panels; ++p) {
         const int64_t u0 = p * NR, nr = min64(NR, U - u0);
-        for (int64_t n0 = 0; n0 < N; n0 += MR) {
-          const int64_t mr = min64(MR, N - n0);
+        for (int64_t n0 = r0; n0 < r1; n0 += MR) {
+          const int64_t mr = min64(MR, r1 - n0);
           T* z = Z + (n0 * L + step) * G;
           if (h_prev)
             for (int q = 0; q < 4; ++q)
-              micro_strided<T>(U, h_prev + n0 * ld_h, ld_h, 1, Rp + (4 * p + q) * U * NR, NR,
+              micro_strided<T>(U, h_prev + n0 * ld, ld, 1, Rp + (4 * p + q) * U * NR, NR,
                                z + q * U + u0, L * G, mr, nr, true, nullptr, false);
           cell_forward(z, L * G, C + (n0 * L + step) * U, H + (n0 * L + step) * U, L * U,
-                       c_prev ? c_prev + n0 * ld_h : nullptr, ld_h, mr, U, u0, u0 + nr);
+                       c_prev ? c_prev + n0 * ld : nullptr, ld, mr, U, u0, u0 + nr);
         }
       }
-#pragma omp barrier
     }
   }
 }
@@ -181,82 +202,81 @@ void lstm_backward(T* dx, T* dW, T* dR, T* db, T* dh0, T* dc0, const T* dH, cons
                    const T* H, const T* C, const T* Z, const LstmShape& s, bool accumulate) {
   using Bk = Blocking<T>;
   constexpr int64_t NR = Bk::NR, MR = Bk::MR;
-  const int64_t N = s.N, L = s.L, D = s.D, U = s.U, G = 4 * U;
+  const int64_t N = s.N, L = s.L, D = s.D, U = s.U, G = 4 * U, NL = N * L, DU = D + U;
   if (N <= 0 || L <= 0 || U <= 0) return;
   const int64_t panels = (U + NR - 1) / NR;
-  // Workspaces, once per call: dz for every step (N*L x G), the packed R^T panels (unit panel
-  // p at RpT + p * G * NR: b(k, j) = R[p*NR + j, k] at k * NR + j), the carried dc (N x U) and
-  // h_{t-1} of every step (N*L x U) for dR.
-  T* dZ = static_cast<T*>(thread_workspace(kLstmGates, sizeof(T) * N * L * G));
+  // Workspaces, once per call: dz of every step (N*L x G); the packed R^T panels (unit panel
+  // p at RpT + p * G * NR, b(k, j) = R[p*NR + j, k] at k * NR + j); the carried dc (N x U) and
+  // dh from the next step (N x U); the rows [x_t, h_{t-1}] of every step (N*L x (D+U)) and
+  // their product with dz ((D+U) x G), which holds dW over dR.
+  T* dZ = static_cast<T*>(thread_workspace(kLstmGates, sizeof(T) * NL * G));
   T* RpT = static_cast<T*>(thread_workspace(kLstmPack, sizeof(T) * panels * G * NR));
-  T* state = static_cast<T*>(thread_workspace(kLstmState, sizeof(T) * (N * U + N * L * U)));
+  T* state = static_cast<T*>(
+      thread_workspace(kLstmState, sizeof(T) * (2 * N * U + NL * DU + DU * G)));
   T* dc = state;
-  T* Hprev = state + N * U;
-  const int nt = loop_threads<T>(N, U);
+  T* dh = dc + N * U;
+  T* XH = dh + N * U;
+  T* dWR = XH + NL * DU;
+  const int nt = loop_threads<T>(N, L, U);
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
     const int t = omp_get_thread_num(), n_t = omp_get_num_threads();
-    int64_t p0, p1;
-    thread_panels(panels, t, n_t, p0, p1);
-    alignas(64) T dh[MR * NR];  // dh of one row panel x unit panel, row stride NR
-    for (int64_t p = p0; p < p1; ++p) {
-      const int64_t u0 = p * NR, nr = min64(NR, U - u0);
-      pack_strips<NR>(RpT + p * G * NR, R + u0 * G, G, nr, G);
-      for (int64_t n = 0; n < N; ++n)
-        for (int64_t u = u0; u < u0 + nr; ++u) dc[n * U + u] = dcL ? dcL[n * U + u] : T(0);
-    }
+    int64_t lo, hi;
+    thread_slice(panels, 1, t, n_t, lo, hi);
+    for (int64_t p = lo; p < hi; ++p)
+      pack_strips<NR>(RpT + p * G * NR, R + p * NR * G, G, min64(NR, U - p * NR), G);
+#pragma omp barrier
+    int64_t r0, r1;
+    thread_slice(N, MR, t, n_t, r0, r1);
+    for (int64_t n = r0; n < r1; ++n)
+      for (int64_t u = 0; u < U; ++u) dc[n * U + u] = dcL ? dcL[n * U + u] : T(0);
+    // dh_{t} from step t+1: dh = dz_{t+1} R^T for this thread's rows, every unit panel.
+    auto recurrent_dh = [&](T* out, int64_t ld_out, int64_t step_next) {
+      for (int64_t p = 0; p < panels; ++p) {
+        const int64_t u0 = p * NR, nr = min64(NR, U - u0);
+        for (int64_t n0 = r0; n0 < r1; n0 += MR)
+          micro_strided<T>(G, dZ + (n0 * L + step_next) * G, L * G, 1, RpT + p * G * NR, NR,
+                           out + n0 * ld_out + u0, ld_out, min64(MR, r1 - n0), nr, false,
+                           nullptr, false);
+      }
+    };
     for (int64_t step = L - 1; step >= 0; --step) {
+      if (step < L - 1) recurrent_dh(dh, U, step + 1);
       const T* c_prev = step > 0 ? C + (step - 1) * U : c0;
       const int64_t ld_cp = step > 0 ? L * U : U;
-      for (int64_t p = p0; p < p1; ++p) {
-        const int64_t u0 = p * NR, nr = min64(NR, U - u0);
-        for (int64_t n0 = 0; n0 < N; n0 += MR) {
-          const int64_t mr = min64(MR, N - n0);
-          // dh = dz_{t+1} R^T (this panel's units) + dH_t + dh_L (last step).
-          if (step < L - 1)
-            micro_strided<T>(G, dZ + (n0 * L + step + 1) * G, L * G, 1, RpT + p * G * NR, NR,
-                             dh, NR, mr, nr, false, nullptr, false);
-          for (int64_t i = 0; i < mr; ++i)
-            for (int64_t j = 0; j < nr; ++j) {
-              const int64_t row = n0 + i, u = u0 + j;
-              T v = step < L - 1 ? dh[i * NR + j] : T(0);
-              if (dH) v += dH[(row * L + step) * U + u];
-              if (step == L - 1 && dhL) v += dhL[row * U + u];
-              dh[i * NR + j] = v;
-            }
-          cell_backward(dZ + (n0 * L + step) * G, L * G, dc + n0 * U, U, dh - u0, NR,
-                        Z + (n0 * L + step) * G, L * G, C + (n0 * L + step) * U, L * U,
-                        c_prev ? c_prev + n0 * ld_cp : nullptr, ld_cp, mr, U, u0, u0 + nr);
-        }
+      for (int64_t n0 = r0; n0 < r1; n0 += MR) {
+        const int64_t mr = min64(MR, r1 - n0);
+        cell_backward(dZ + (n0 * L + step) * G, L * G, dc + n0 * U,
+                      step < L - 1 ? dh + n0 * U : nullptr, U,
+                      dH ? dH + (n0 * L + step) * U : nullptr, L * U,
+                      step == L - 1 && dhL ? dhL + n0 * U : nullptr, Z + (n0 * L + step) * G,
+                      L * G, C + (n0 * L + step) * U, L * U,
+                      c_prev ? c_prev + n0 * ld_cp : nullptr, ld_cp, mr, U);
       }
-#pragma omp barrier
     }
     // Gradients of the initial state: dh0 = dz_0 R^T, dc0 = the carried dc.
-    for (int64_t p = p0; p < p1; ++p) {
-      const int64_t u0 = p * NR, nr = min64(NR, U - u0);
-      for (int64_t n0 = 0; n0 < N; n0 += MR) {
-        const int64_t mr = min64(MR, N - n0);
-        if (dh0)
-          micro_strided<T>(G, dZ + n0 * L * G, L * G, 1, RpT + p * G * NR, NR,
-                           dh0 + n0 * U + u0, U, mr, nr, false, nullptr, false);
+    if (dh0) recurrent_dh(dh0, U, 0);
+    if (dc0)
+      for (int64_t n = r0; n < r1; ++n)
+        for (int64_t u = 0; u < U; ++u) dc0[n * U + u] = dc[n * U + u];
+    // Rows [x_t, h_{t-1}] of every (n, t), h_{-1} = h0 (or zeros), for the weight gradients.
+    for (int64_t n = r0; n < r1; ++n)
+      for (int64_t step = 0; step < L; ++step) {
+        T* row = XH + (n * L + step) * DU;
+        std::memcpy(row, x + (n * L + step) * D, sizeof(T) * D);
+        const T* hp = step > 0 ? H + (n * L + step - 1) * U : (h0 ? h0 + n * U : nullptr);
+        if (hp)
+          std::memcpy(row + D, hp, sizeof(T) * U);
+        else
+          std::memset(row + D, 0, sizeof(T) * U);
       }
-      if (dc0)
-        for (int64_t n = 0; n < N; ++n)
-          for (int64_t u = u0; u < u0 + nr; ++u) dc0[n * U + u] = dc[n * U + u];
-    }
   }
-  // h_{t-1} for every (n, t): h0 (or zeros) then h_0 .. h_{L-2}.
-  for (int64_t n = 0; n < N; ++n) {
-    T* hp = Hprev + n * L * U;
-    if (h0)
-      std::memcpy(hp, h0 + n * U, sizeof(T) * U);
-    else
-      std::memset(hp, 0, sizeof(T) * U);
-    std::memcpy(hp + U, H + n * L * U, sizeof(T) * (L - 1) * U);
+  // [dW; dR] = [x, h_prev]^T dz: one GEMM over every step (dz packed once for both).
+  gemm<T>(dWR, XH, dZ, nullptr, DU, G, NL, DU, G, G, true, false, false, false);
+  for (int64_t i = 0; i < DU * G; ++i) {
+    T* dst = i < D * G ? dW + i : dR + (i - D * G);
+    *dst = accumulate ? *dst + dWR[i] : dWR[i];
   }
-  const int64_t NL = N * L;
-  gemm<T>(dW, x, dZ, nullptr, D, G, NL, D, G, G, true, false, accumulate, false);
-  gemm<T>(dR, Hprev, dZ, nullptr, U, G, NL, U, G, G, true, false, accumulate, false);
   if (db) {
     if (!accumulate) std::memset(db, 0, sizeof(T) * G);
     for (int64_t r = 0; r < NL; ++r) {
