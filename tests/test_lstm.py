@@ -215,3 +215,34 @@ def test_bad_input():
     stateful.forward(x)
     with pytest.raises(ValueError, match=r"\[d_output, dh, dc\]"):
         stateful.backward(np.zeros((2, 4)))
+
+
+def test_lstm_in_a_functional_model_matches_sequential():
+    """Stacked LSTMs declared functionally (calling layers on an Input) run and train like the
+    same Sequential model."""
+    rng = np.random.default_rng(8)
+    dlfast.manual_seed(8)
+    x_in = Input((6, 3))
+    out = Dense(2)(LSTM(4)(LSTM(5, return_sequences=True)(x_in)))
+    functional = dlfast.Model(x_in, out)
+    sequential = dlfast.Sequential([Input((6, 3)), LSTM(5, return_sequences=True), LSTM(4),
+                                    Dense(2)])
+    sequential.build()
+    sequential.set_weights(functional.get_weights())
+    x = rng.standard_normal((3, 6, 3)).astype(np.float32)
+    np.testing.assert_array_equal(functional.predict(x), sequential.predict(x))
+    y = rng.standard_normal((3, 2)).astype(np.float32)
+    for model in (functional, sequential):
+        model.compile(optimizer="sgd", loss="mse")
+    assert functional.train_on_batch(x, y) == sequential.train_on_batch(x, y)
+    for a, b in zip(functional.get_weights(), sequential.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_return_state_is_refused_where_a_model_needs_one_output():
+    with pytest.raises(ValueError, match="return_state=True.*one output"):
+        dlfast.Sequential([Input((5, 3)), LSTM(4, return_state=True), Dense(2)])
+    with pytest.raises(ValueError, match="return_state=True gives three outputs"):
+        LSTM(4, return_state=True)(Input((5, 3)))
+    with pytest.raises(NotImplementedError, match="initial_state in a functional model"):
+        LSTM(4)(Input((5, 3)), initial_state=[np.zeros((1, 4))] * 2)

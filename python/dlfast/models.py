@@ -417,6 +417,9 @@ class Sequential(Model):
         if not isinstance(layer, Layer):
             raise TypeError(f"{self.name}: add() expects a dlfast layer, got "
                             f"{type(layer).__name__}")
+        if getattr(layer, "return_state", False):
+            raise ValueError(f"{self.name}: '{layer.name}' has return_state=True, which gives "
+                             f"several outputs; a Sequential model's layers have one output")
         if isinstance(layer, Input):
             if self.layers or self.input_shape is not None:
                 raise ValueError(f"{self.name}: an Input must come first")

@@ -4,6 +4,7 @@ import numpy as np
 
 from .. import _core, initializers
 from .base import Layer, to_array
+from .symbolic import as_symbolic
 
 
 class LSTM(Layer):
@@ -71,7 +72,19 @@ class LSTM(Layer):
         return self.call_forward(x, training, initial_state)
 
     def __call__(self, x, training=False, initial_state=None):
+        if initial_state is None:
+            return super().__call__(x, training=training)  # data, or a functional model's graph
+        if as_symbolic(x) is not None:
+            raise NotImplementedError(f"{self.name}: initial_state in a functional model is not "
+                                      f"supported; call forward(x, initial_state=...) on data")
         return self.forward(x, training=training, initial_state=initial_state)
+
+    def call_symbolic(self, inputs):
+        if self.return_state:
+            raise ValueError(f"{self.name}: return_state=True gives three outputs [output, h, c]; "
+                             f"models here take single-output layers (use return_state=False, "
+                             f"or call the layer's forward/backward by hand)")
+        return super().call_symbolic(inputs)
 
     def _initial_state(self, initial_state, n):
         if initial_state is None:
