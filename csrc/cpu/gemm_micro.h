@@ -36,12 +36,14 @@ struct Blocking {
 
 // The same tile with A read in place (a(i,k) at a + i*a_rs + k*a_cs; rows past mr re-read
 // row 0, computed but never stored) and B at b + k*ldb + j, NR wide: the small-product path.
-template <typename T>
+// MR (a template argument) may be made smaller than the register tile's for short edges: a
+// tile of few rows then costs in proportion (the LSTM's batch slices end in such tiles).
+template <typename T, int MR = Blocking<T>::MR>
 inline void micro_strided(int64_t kc, const T* a, int64_t a_rs, int64_t a_cs, const T* b,
                           int64_t ldb, T* c, int64_t ldc, int64_t mr, int64_t nr,
                           bool accumulate, const T* bias, bool relu) {
   using V = vec_t<T>;
-  constexpr int MR = Blocking<T>::MR, NV = Blocking<T>::NV, L = Vec<T>::lanes;
+  constexpr int NV = Blocking<T>::NV, L = Vec<T>::lanes;
   V acc[MR][NV];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)

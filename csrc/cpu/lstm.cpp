@@ -126,15 +126,30 @@ void cell_backward(T* dz, int64_t ldz, T* dc, const T* dh_rec, int64_t ld_rec,
   }
 }
 
-// Threads for the time loop. The batch rows are independent, so each thread takes whole MR-row
-// panels of the batch through every step on its own: no barrier per step, no h shared between
+// micro_strided for a tile of mr <= MR rows, with a smaller register tile for short ones so
+// that a batch slice's last rows cost in proportion to their number.
+template <typename T>
+inline void micro_rows(int64_t kc, const T* a, int64_t a_rs, const T* b, T* c, int64_t ldc,
+                       int64_t mr, int64_t nr, bool accumulate) {
+  constexpr int64_t NR = Blocking<T>::NR, MR = Blocking<T>::MR;
+  if (mr > MR / 2 || MR <= 2)
+    micro_strided<T>(kc, a, a_rs, 1, b, NR, c, ldc, mr, nr, accumulate, nullptr, false);
+  else if (mr > 2)
+    micro_strided<T, int(MR / 2)>(kc, a, a_rs, 1, b, NR, c, ldc, mr, nr, accumulate, nullptr,
+                                  false);
+  else
+    micro_strided<T, 2>(kc, a, a_rs, 1, b, NR, c, ldc, mr, nr, accumulate, nullptr, false);
+}
+
+// Threads for the time loop. The batch rows are independent, so each thread takes an equal
+// slice of the batch through every step on its own: no barrier per step, no h shared between
 // cores (a per-step barrier, with the units split instead, measured 20x slower on a loaded
-// machine, where every step waited for a descheduled thread).
+// machine, where every step waited for a descheduled thread). A slice's last tile of rows
+// goes through a smaller register tile (micro_rows), so uneven slices cost in proportion.
 template <typename T>
 int loop_threads(int64_t N, int64_t L, int64_t U) {
-  const int64_t row_panels = (N + Blocking<T>::MR - 1) / Blocking<T>::MR;
   const int nt = threads_for_work(2.0 * double(N) * double(L) * double(4 * U) * double(U));
-  return int(nt < row_panels ? nt : row_panels);
+  return int(nt < N ? nt : N);
 }
 
 // Slice t of nt of [0, n), in whole units of `unit` (the last slice takes the remainder).
@@ -173,7 +188,7 @@ void lstm_forward(T* H, T* C, T* Z, const T* x, const T* W, const T* R, const T*
                         min64(NR, U - p * NR), U);
 #pragma omp barrier
     int64_t r0, r1;
-    thread_slice(N, MR, t, n_t, r0, r1);  // this thread's batch rows
+    thread_slice(N, 1, t, n_t, r0, r1);  // this thread's batch rows
     for (int64_t step = 0; step < L; ++step) {
       // h_{t-1}, c_{t-1}: row n at + n * ld (null at step 0 without an initial state: zeros).
       const T* h_prev = step > 0 ? H + (step - 1) * U : h0;
@@ -186,8 +201,8 @@ void lstm_forward(T* H, T* C, T* Z, const T* x, const T* W, const T* R, const T*
           T* z = Z + (n0 * L + step) * G;
           if (h_prev)
             for (int q = 0; q < 4; ++q)
-              micro_strided<T>(U, h_prev + n0 * ld, ld, 1, Rp + (4 * p + q) * U * NR, NR,
-                               z + q * U + u0, L * G, mr, nr, true, nullptr, false);
+              micro_rows<T>(U, h_prev + n0 * ld, ld, Rp + (4 * p + q) * U * NR,
+                            z + q * U + u0, L * G, mr, nr, true);
           cell_forward(z, L * G, C + (n0 * L + step) * U, H + (n0 * L + step) * U, L * U,
                        c_prev ? c_prev + n0 * ld : nullptr, ld, mr, U, u0, u0 + nr);
         }
@@ -227,7 +242,7 @@ void lstm_backward(T* dx, T* dW, T* dR, T* db, T* dh0, T* dc0, const T* dH, cons
       pack_strips<NR>(RpT + p * G * NR, R + p * NR * G, G, min64(NR, U - p * NR), G);
 #pragma omp barrier
     int64_t r0, r1;
-    thread_slice(N, MR, t, n_t, r0, r1);
+    thread_slice(N, 1, t, n_t, r0, r1);
     for (int64_t n = r0; n < r1; ++n)
       for (int64_t u = 0; u < U; ++u) dc[n * U + u] = dcL ? dcL[n * U + u] : T(0);
     // dh_{t} from step t+1: dh = dz_{t+1} R^T for this thread's rows, every unit panel.
@@ -235,9 +250,8 @@ void lstm_backward(T* dx, T* dW, T* dR, T* db, T* dh0, T* dc0, const T* dH, cons
       for (int64_t p = 0; p < panels; ++p) {
         const int64_t u0 = p * NR, nr = min64(NR, U - u0);
         for (int64_t n0 = r0; n0 < r1; n0 += MR)
-          micro_strided<T>(G, dZ + (n0 * L + step_next) * G, L * G, 1, RpT + p * G * NR, NR,
-                           out + n0 * ld_out + u0, ld_out, min64(MR, r1 - n0), nr, false,
-                           nullptr, false);
+          micro_rows<T>(G, dZ + (n0 * L + step_next) * G, L * G, RpT + p * G * NR,
+                        out + n0 * ld_out + u0, ld_out, min64(MR, r1 - n0), nr, false);
       }
     };
     for (int64_t step = L - 1; step >= 0; --step) {
