@@ -80,12 +80,10 @@ def test_save_load_gives_identical_predictions(kind, dtype, include_optimizer, t
     assert loaded.optimizer.iterations == (2 if include_optimizer else 0)
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_training_resumes_identically(kind, tmp_path, rng):
-    # 2 steps, save, load, 2 more steps == 4 steps without interruption (momentum carried)
-    dlfast.manual_seed(5)
-    reference = compiled(kind, "float64")
-    model = compiled(kind, "float64")
+def interrupted_run(make, tmp_path, rng):
+    """Two models from make() with the same weights: the reference trains on 4 batches, the
+    other on 2, is saved and loaded. Returns (model, resumed, reference, batches)."""
+    reference, model = make(), make()
     model.set_weights(reference.get_weights())
     x, y = data(model, rng, 24)
     batches = [(x[i:i + 6], y[i:i + 6]) for i in range(0, 24, 6)]
@@ -94,7 +92,15 @@ def test_training_resumes_identically(kind, tmp_path, rng):
     for xb, yb in batches[:2]:
         model.train_on_batch(xb, yb)
     model.save(tmp_path / "m.dlfast")
-    resumed = load_model(tmp_path / "m.dlfast")
+    return model, load_model(tmp_path / "m.dlfast"), reference, batches
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_training_resumes_identically(kind, tmp_path, rng):
+    # 2 steps, save, load, 2 more steps == 4 steps without interruption (momentum carried)
+    dlfast.manual_seed(5)
+    model, resumed, reference, batches = interrupted_run(lambda: compiled(kind, "float64"),
+                                                         tmp_path, rng)
     state = resumed.optimizer.get_state(resumed._flat_weights)
     assert state["iterations"] == 2 and any(np.any(v != 0) for k, v in state.items()
                                             if k.endswith("/momentum"))
@@ -448,16 +454,7 @@ def test_every_optimizer_resumes_identically(optimizer, tmp_path, rng):
         return model
 
     dlfast.manual_seed(8)
-    reference, model = make(), make()
-    model.set_weights(reference.get_weights())
-    x, y = data(model, rng, 24)
-    batches = [(x[i:i + 6], y[i:i + 6]) for i in range(0, 24, 6)]
-    for xb, yb in batches:
-        reference.train_on_batch(xb, yb)
-    for xb, yb in batches[:2]:
-        model.train_on_batch(xb, yb)
-    model.save(tmp_path / "m.dlfast")
-    resumed = load_model(tmp_path / "m.dlfast")
+    _, resumed, reference, batches = interrupted_run(make, tmp_path, rng)
     assert type(resumed.optimizer) is type(reference.optimizer)
     for xb, yb in batches[2:]:
         resumed.train_on_batch(xb, yb)
