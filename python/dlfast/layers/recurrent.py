@@ -4,6 +4,7 @@ import numpy as np
 
 from .. import _core, initializers
 from .base import Layer, to_array
+from .symbolic import as_symbolic
 
 
 class LSTM(Layer):
@@ -71,7 +72,21 @@ class LSTM(Layer):
         return self.call_forward(x, training, initial_state)
 
     def __call__(self, x, training=False, initial_state=None):
+        if initial_state is None:
+            return super().__call__(x, training)  # data, or a call recorded on an Input
+        if as_symbolic(x) is not None:
+            raise ValueError(f"{self.name}: initial_state cannot be given in a functional "
+                             f"model's graph (a layer there takes one input)")
         return self.forward(x, training=training, initial_state=initial_state)
+
+    def call_symbolic(self, inputs):
+        """A functional model's layer has one output tensor and one input: a return_state
+        LSTM (three outputs) or an initial state cannot be wired into a graph."""
+        if self.return_state:
+            raise ValueError(f"{self.name}: an LSTM with return_state=True gives three outputs "
+                             f"[output, h, c]; a functional model's layer has one (call it on "
+                             f"arrays, or use return_state=False)")
+        return super().call_symbolic(inputs)
 
     def _initial_state(self, initial_state, n):
         if initial_state is None:
