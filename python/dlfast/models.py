@@ -197,7 +197,8 @@ class Model(Layer):
     def _train_step(self, x, y):
         """Forward, loss and its gradient, backward (writing the gradients, so there is no
         zero_grad pass), one optimizer step. An optimizer that re-evaluates the gradient
-        (``needs_closure``, e.g. SGDG2) gets a closure doing the same on this batch."""
+        (``needs_closure``, e.g. SGDG2) gets a closure doing the same on this batch (see
+        ``_reevaluation``)."""
         def forward_backward():
             out = self._head_forward(x, True)  # decides self._head_fused at the first call
             loss, dout = _core.loss(LOSSES[self.loss.kernel_name], y, out,
@@ -206,13 +207,33 @@ class Model(Layer):
             loss += self.add_regularization_grads()  # Keras: the penalties are part of the loss
             return loss, out
 
-        loss, out = forward_backward()
-        if self.optimizer.needs_closure:
-            self.optimizer.apply(self._flat_grads, self._flat_weights,
-                                 closure=lambda: forward_backward()[0])
-        else:
+        if not self.optimizer.needs_closure:
+            loss, out = forward_backward()
             self.optimizer.apply(self._flat_grads, self._flat_weights)
+            return loss, out
+        replay = _random.Replay(self)  # before the step's forward draws its dropout masks
+        loss, out = forward_backward()
+        self.optimizer.apply(self._flat_grads, self._flat_weights,
+                             closure=lambda: self._reevaluation(forward_backward, replay))
         return loss, out
+
+    def _reevaluation(self, forward_backward, replay):
+        """forward_backward() again, as a second evaluation of the SAME stochastic objective
+        (SGD-G2's probe, SPEC.md: "on the same mini-batch"): the random generators are put
+        back where they stood before the step's own forward, so every Dropout draws the same
+        mask; and afterwards the non-trainable weights (BatchNormalization's moving
+        statistics) and the generators are put back as the step's forward left them, so a
+        step moves the moving statistics once, whatever the optimizer. Returns the loss."""
+        state = self.non_trainable_weights
+        saved = [w.copy() for w in state]
+        after_step_forward = replay.snapshot()
+        replay.rewind()
+        try:
+            return forward_backward()[0]
+        finally:
+            for w, s in zip(state, saved):
+                w[...] = s
+            replay.restore(after_step_forward)
 
     def train_on_batch(self, x, y):
         """One optimizer step on one batch; returns the batch's loss (before the step)."""

@@ -144,7 +144,7 @@ def gradcheck(layer_or_model, input_shape, dtype="float64", batch_size=4, traini
 
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((int(batch_size),) + input_shape).astype(dtype)
-    replay = _RandomReplay(obj)
+    replay = _random.Replay(obj)
     saved = obj.get_weights()
     try:
         obj.zero_grad()
@@ -262,30 +262,3 @@ def _worst_error(analytic, numeric, index, shape, noise):
     err = excess / denom
     k = int(np.argmax(err))
     return float(err[k]), (at(k), float(a[k]), float(numeric[k]))
-
-
-class _RandomReplay:
-    """Puts every random generator a forward may draw from back to one saved state: dlfast's
-    own (``manual_seed``) and each layer's ``rng`` attribute when it is a NumPy Generator."""
-
-    def __init__(self, obj):
-        self.generators = [_random.generator()]
-        stack = [obj]
-        while stack:
-            layer = stack.pop()
-            rng = getattr(layer, "rng", None)
-            if isinstance(rng, np.random.Generator) and all(rng is not g
-                                                            for g in self.generators):
-                self.generators.append(rng)
-            stack.extend(getattr(layer, "layers", ()))
-        self.start = self.snapshot()
-
-    def snapshot(self):
-        return [g.bit_generator.state for g in self.generators]
-
-    def restore(self, states):
-        for g, s in zip(self.generators, states):
-            g.bit_generator.state = s
-
-    def rewind(self):
-        self.restore(self.start)
