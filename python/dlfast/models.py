@@ -9,6 +9,8 @@ is one C++ call over all parameters, whatever the number of layers. The training
 the layers' kernels directly (their inputs were checked once, at the model's door) and fuses a
 final softmax/sigmoid into the cross-entropy (from logits: stable, and one pass fewer)."""
 
+import textwrap
+
 import numpy as np
 
 from . import _core, _random, callbacks as callbacks_module, losses as losses_module
@@ -371,20 +373,30 @@ class Model(Layer):
             rows.append([row + sources[:1]] + [["", "", "", s] for s in sources[1:]])
 
         def line(cells):
-            text = (cells[0].ljust(widths[0]) + cells[1].ljust(widths[1])
-                    + cells[2].rjust(widths[2]))
-            return text + "  " + cells[3] if len(cells) > 3 else text
+            """A row's printed lines; a cell too long for its column (a long name and type,
+            "batch_normalization (BatchNormalization)") wraps at its spaces onto further
+            lines, as in Keras's table, so that the columns never run together."""
+            parts = [textwrap.wrap(c, w - 1) or [""] for c, w in zip(cells[:3], widths)]
+            parts += [[c] for c in cells[3:]]
+            texts = []
+            for k in range(max(map(len, parts))):
+                c = [p[k] if k < len(p) else "" for p in parts]
+                text = c[0].ljust(widths[0]) + c[1].ljust(widths[1]) + c[2].rjust(widths[2])
+                texts.append(text + "  " + c[3] if len(c) > 3 and c[3] else text)
+            return texts
 
         trainable = sum(w.size for w, t in zip(self.weights, self.weight_trainable) if t)
         total_params = self.count_params()
         nbytes = lambda count: count * self.dtype.itemsize
         print_fn(f'Model: "{self.name}"')
         print_fn("_" * total)
-        print_fn(line(["Layer (type)", "Output Shape", "Param #", "Connected to"][:len(widths)]))
+        print_fn(line(["Layer (type)", "Output Shape", "Param #",
+                       "Connected to"][:len(widths)])[0])
         print_fn("=" * total)
         for i, lines in enumerate(rows):
             for cells in lines:
-                print_fn(line(cells))
+                for text in line(cells):
+                    print_fn(text)
             if i < len(rows) - 1:
                 print_fn("")
         print_fn("=" * total)
