@@ -16,7 +16,7 @@ import numpy as np
 from . import _core, _random, callbacks as callbacks_module, losses as losses_module
 from . import metrics as metrics_module, optimizers as optimizers_module, saving
 from ._progress import EpochProgress
-from .layers.base import Layer, normalize_shape, to_array
+from .layers.base import Layer, normalize_shape, positive_int, to_array
 from .layers.core import Activation, Dense, Input
 from .ops import LOSSES, labels_array
 from .saving import load_model  # noqa: F401  (dlfast.models.load_model, as in Keras)
@@ -247,7 +247,7 @@ class Model(Layer):
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, validation_data=None,
             validation_split=0.0, shuffle=True, callbacks=None, initial_epoch=0):
         self._require_compiled("fit")
-        batch_size = _positive_int(batch_size, "batch_size")
+        batch_size = positive_int(batch_size, "batch_size")
         epochs = int(epochs)
         x = self.check_input(x)
         y = self._prepare_y(y, x.shape[0])
@@ -329,7 +329,7 @@ class Model(Layer):
     def evaluate(self, x=None, y=None, batch_size=32, verbose=0, return_dict=False):
         """The loss (and metrics) over (x, y): a float without metrics, else [loss, ...]."""
         self._require_compiled("evaluate")
-        batch_size = _positive_int(batch_size, "batch_size")
+        batch_size = positive_int(batch_size, "batch_size")
         x = self.check_input(x)
         y = self._prepare_y(y, x.shape[0])
         logs = self._evaluate_prepared(x, y, batch_size)
@@ -342,7 +342,7 @@ class Model(Layer):
 
     def predict(self, x, batch_size=32, verbose=0):
         """The model's outputs for x, computed in batches (inference mode)."""
-        batch_size = _positive_int(batch_size, "batch_size")
+        batch_size = positive_int(batch_size, "batch_size")
         x = self.check_input(x)
         outs = [self.call_forward(x[lo:lo + batch_size], False)
                 for lo in range(0, x.shape[0], batch_size)]
@@ -528,12 +528,6 @@ class Sequential(Model):
         config = dict(config)
         layers = [saving.deserialize(c, custom_objects) for c in config.pop("layers")]
         return cls(layers, **config)
-
-
-def _positive_int(value, what):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{what} must be a positive int, got {value!r}")
-    return int(value)
 
 
 # summary's column widths as fractions of the line: 71 characters by default (33, 26, 12), or

@@ -3,7 +3,7 @@
 import numpy as np
 
 from . import _random
-from .layers.base import Layer, normalize_shape
+from .layers.base import Layer, normalize_shape, positive_int
 
 __all__ = ["gradcheck", "GradcheckReport"]
 
@@ -130,9 +130,7 @@ def gradcheck(layer_or_model, input_shape, dtype="float64", batch_size=4, traini
     input_shape = normalize_shape(input_shape, "gradcheck: input_shape")
     if None in input_shape:
         raise ValueError(f"gradcheck: input_shape must be fully known, got {input_shape}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-            or batch_size < 1:
-        raise ValueError(f"gradcheck: batch_size must be a positive int, got {batch_size!r}")
+    batch_size = positive_int(batch_size, "gradcheck: batch_size")
     default_eps, default_tol = _DEFAULTS[dtype]
     eps = default_eps if eps is None else float(eps)
     tolerance = default_tol if tolerance is None else float(tolerance)

@@ -32,6 +32,13 @@ def normalize_shape(shape, what="input_shape"):
     return shape
 
 
+def positive_int(value, what):
+    """value as an int, checked: a positive int (numpy ints too; a bool is not one)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{what} must be a positive int, got {value!r}")
+    return int(value)
+
+
 class Layer:
     """Base of every layer (and of models: a model is a layer).
 

@@ -3,7 +3,7 @@
 import numpy as np
 
 from .. import _core, initializers
-from .base import Layer, to_array
+from .base import Layer, positive_int, to_array
 from .symbolic import as_symbolic
 
 
@@ -26,9 +26,7 @@ class LSTM(Layer):
                  recurrent_initializer="orthogonal", bias_initializer="zeros",
                  input_shape=None, dtype=None, name=None):
         super().__init__(input_shape=input_shape, dtype=dtype, name=name)
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
-            raise ValueError(f"{self.name}: units must be a positive int, got {units!r}")
-        self.units = int(units)
+        self.units = positive_int(units, f"{self.name}: units")
         self.return_sequences = bool(return_sequences)
         self.return_state = bool(return_state)
         self.unit_forget_bias = bool(unit_forget_bias)
