@@ -250,8 +250,8 @@ def test_bad_input():
 
 def test_lstm_in_a_functional_graph():
     """Called on an Input, an LSTM records a call (as any layer) and the model runs it; a
-    graph's layer has one input and one output, so return_state and initial_state are
-    refused there with a clear error."""
+    model's layer has one input and one output, so return_state (in a graph or a
+    Sequential) and initial_state are refused with a clear error."""
     rng = np.random.default_rng(9)
     x = Input((5, 3), dtype="float64")
     lstm = LSTM(4)
@@ -260,7 +260,11 @@ def test_lstm_in_a_functional_graph():
     xs = rng.standard_normal((2, 5, 3))
     H, _, _ = ref_forward(xs, *lstm.weights)
     np.testing.assert_allclose(model.predict(xs), H[:, -1], rtol=1e-12, atol=1e-14)
-    with pytest.raises(ValueError, match="return_state=True gives three outputs"):
+    with pytest.raises(ValueError, match=r"this LSTM gives a list of outputs, and a layer of a "
+                                         r"functional model must give one; run it on arrays"):
         LSTM(4, return_state=True)(Input((5, 3)))
+    with pytest.raises(ValueError, match=r"this LSTM gives a list of outputs, and a layer of a "
+                                         r"Sequential model must give one"):
+        dlfast.Sequential([Input((5, 3)), LSTM(4, return_state=True), Dense(2)])
     with pytest.raises(ValueError, match="initial_state cannot be given in a functional"):
         LSTM(4)(Input((5, 3)), initial_state=[np.zeros((1, 4))] * 2)

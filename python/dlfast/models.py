@@ -460,6 +460,8 @@ class Sequential(Model):
             return
         if self.built:
             raise ValueError(f"{self.name}: cannot add layers to a built model")
+        if layer.multiple_outputs:
+            raise ValueError(layer._one_output_message("a Sequential model"))
         if any(layer is other for other in self.layers):
             raise ValueError(f"{self.name}: layer '{layer.name}' is already in the model; a "
                              f"layer keeps one forward cache, so it cannot appear twice")

@@ -77,14 +77,9 @@ class LSTM(Layer):
                              f"model's graph (a layer there takes one input)")
         return self.forward(x, training=training, initial_state=initial_state)
 
-    def call_symbolic(self, inputs):
-        """A functional model's layer has one output tensor and one input: a return_state
-        LSTM (three outputs) or an initial state cannot be wired into a graph."""
-        if self.return_state:
-            raise ValueError(f"{self.name}: an LSTM with return_state=True gives three outputs "
-                             f"[output, h, c]; a functional model's layer has one (call it on "
-                             f"arrays, or use return_state=False)")
-        return super().call_symbolic(inputs)
+    @property
+    def multiple_outputs(self):  # [output, h, c]: not a model's layer (see Layer)
+        return self.return_state
 
     def _initial_state(self, initial_state, n):
         if initial_state is None:
