@@ -205,10 +205,11 @@ OPTIMIZERS = {
 
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
 def test_combined_model_trains_with_each_optimizer(name, rng):
-    """10 epochs of 6 steps. Measured while writing the test (this seed): accuracy 0.79
-    (adamax) to 1.0 (the schedules), loss from 1.18 to 0.02-0.79. Adadelta by name has
-    Keras's lr 0.001, which barely moves the weights in 60 steps (Keras's default too):
-    it must run and move them, not learn."""
+    """10 epochs of 6 steps. Measured while writing the test (these seeds): accuracy 0.81
+    (adamax) to 1.0 (the schedules); evaluate's loss from 1.18 to 0.65-0.77 of itself
+    (adamax, adam, sgd) down to 0.02 of it (the schedules); the bars are 0.7 and 0.8.
+    Adadelta by name has Keras's lr 0.001, which barely moves the weights in 60 steps
+    (as in Keras): it must run and move them, not learn."""
     x, y = sequences(rng, 96)
     dlfast.manual_seed(1)
     model = combined_model()
@@ -262,23 +263,26 @@ class WeightsPerEpoch(Callback):
 
 
 def test_early_stopping_restores_and_checkpoint_keeps_the_best_epoch(tmp_path, rng):
+    """Half the validation labels are scrambled, so the validation loss falls, then rises as
+    the model fits the training set: measured while writing the test, it is lowest at epoch
+    4 (index 3) and training stops two epochs later."""
     x, y = sequences(rng, 64)
-    xv, yv = sequences(rng, 16)
-    yv = rng.integers(0, 3, 16)  # labels unrelated to x: the validation loss soon rises
+    xv, yv = sequences(rng, 32)
+    yv = np.where(rng.random(32) < 0.5, rng.integers(0, 3, 32), yv)
     dlfast.manual_seed(3)
     model = combined_model()
-    model.compile(optimizer=optimizers.Adam(0.05), loss="sparse_categorical_crossentropy")
+    model.compile(optimizer=optimizers.Adam(0.005), loss="sparse_categorical_crossentropy")
     recorder = WeightsPerEpoch()
     stop = EarlyStopping(patience=2, restore_best_weights=True)
     path = tmp_path / "best.dlfast"
-    history = model.fit(x, y, batch_size=16, epochs=12, verbose=0, validation_data=(xv, yv),
+    history = model.fit(x, y, batch_size=16, epochs=25, verbose=0, validation_data=(xv, yv),
                         callbacks=[recorder, stop, ModelCheckpoint(path, save_best_only=True)])
     val = history.history["val_loss"]
     best = int(np.argmin(val))  # the first of equal minima: later ties do not improve
-    assert stop.best_epoch == best
-    if stop.stopped_epoch:
-        assert stop.stopped_epoch == best + 2 and len(val) == best + 3
-    # every weight of the best epoch is back, the moving statistics included
+    assert stop.best_epoch == best > 0
+    assert stop.stopped_epoch == best + 2 and len(val) == best + 3
+    # every weight of the best epoch is back (the last epoch's differ), moving statistics too
+    assert any(np.any(a != b) for a, b in zip(recorder.weights[-1], recorder.weights[best]))
     for got, want, name in zip(model.get_weights(), recorder.weights[best], model.weight_names):
         np.testing.assert_array_equal(got, want, err_msg=name)
     saved = load_model(path)
