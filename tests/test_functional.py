@@ -1,7 +1,7 @@
 """The functional Model and Add: Add against NumPy, residual graphs gradient-checked against
-central finite differences (float64), a chain graph's train_on_batch as one SGD step computed
-by hand, topological order and "Connected to" in summary, graph errors, and a residual CNN
-trained on digits."""
+central finite differences (float64) and with dlfast.utils.gradcheck, a chain graph's
+train_on_batch as one SGD step computed by hand, topological order and "Connected to" in
+summary, graph errors, and a residual CNN trained on digits."""
 
 import numpy as np
 import pytest
@@ -9,6 +9,7 @@ import pytest
 import dlfast
 from dlfast.layers import (Add, AveragePooling2D, Conv2D, Dense, Flatten, Input,
                            MaxPooling2D, ReLU)
+from dlfast.utils import gradcheck
 import reference as ref
 from test_gradcheck import check_model_gradients
 
@@ -62,6 +63,17 @@ def test_residual_model_gradients_match_finite_differences(pool, rng):
     assert model.dtype == np.float64
     randomize(model, rng)
     check_model_gradients(model, rng.uniform(-1, 1, (2, 4, 4, 2)), rng.standard_normal((2, 3)))
+
+
+@pytest.mark.parametrize("pool", [AveragePooling2D, MaxPooling2D])
+def test_residual_model_gradcheck(pool):
+    """The same residual models through dlfast.utils.gradcheck (random x and projection,
+    every input entry and weight), beside the hand-written check above."""
+    dlfast.manual_seed(3)
+    model = residual_model(pool=pool)
+    report = gradcheck(model, (4, 4, 2), batch_size=2)
+    assert report.passed, str(report)
+    assert len(report.errors) == 1 + 2 + 2  # input, conv kernel and bias, dense ditto
 
 
 def test_a_tensor_feeding_three_layers_sums_their_gradients(rng):

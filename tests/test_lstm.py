@@ -1,5 +1,7 @@
 """The LSTM layer: Keras's weights and outputs, backward through time against the float64
-reference of test_kernels_lstm, stacked LSTMs, the digits-as-sequences model, bad input."""
+reference of test_kernels_lstm, dlfast.utils.gradcheck of the layer and of LSTM models
+(stacked, and in a functional graph), stacked LSTMs, the digits-as-sequences model, bad
+input."""
 
 import numpy as np
 import pytest
@@ -7,7 +9,8 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 import dlfast
-from dlfast.layers import LSTM, Dense, Input
+from dlfast.layers import LSTM, Add, Dense, Input
+from dlfast.utils import gradcheck
 
 from reference import central_diff
 from test_kernels_lstm import ref_backward, ref_forward
@@ -154,6 +157,34 @@ def test_stacked_lstm_gradients_match_finite_differences():
         np.testing.assert_allclose(g, n, rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.parametrize("kwargs", [{}, {"return_sequences": True},
+                                    {"use_bias": False, "unit_forget_bias": False}],
+                         ids=["last", "sequences", "no-bias"])
+def test_lstm_layer_gradcheck(kwargs):
+    dlfast.manual_seed(7)
+    report = gradcheck(LSTM(4, **kwargs), (5, 3), batch_size=3)
+    assert report.passed, str(report)
+    want = ["input", "kernel", "recurrent_kernel"] + ["bias"] * kwargs.get("use_bias", True)
+    assert list(report.errors) == want
+
+
+def test_lstm_models_gradcheck():
+    """The stacked Sequential model above, and a functional one where an LSTM's sequences
+    skip over a second LSTM (Add) before the last step is read by a Dense."""
+    dlfast.manual_seed(8)
+    stacked = dlfast.Sequential([LSTM(5, return_sequences=True), LSTM(4), Dense(2)])
+    report = gradcheck(stacked, (4, 3), batch_size=3)
+    assert report.passed, str(report)
+    assert len(report.errors) == 1 + 3 + 3 + 2
+    x = Input((4, 3), dtype="float64")
+    h = LSTM(5, return_sequences=True)(x)
+    s = Add()([h, LSTM(5, return_sequences=True)(h)])
+    graph = dlfast.Model(x, Dense(2, activation="tanh")(LSTM(3)(s)))
+    report = gradcheck(graph, (4, 3), batch_size=2)
+    assert report.passed, str(report)
+    assert len(report.errors) == 1 + 3 * 3 + 2
+
+
 def test_stacked_lstms_train():
     """Two stacked LSTMs learn to tell whether a sequence's sum is positive."""
     rng = np.random.default_rng(6)
@@ -239,10 +270,23 @@ def test_lstm_in_a_functional_model_matches_sequential():
         np.testing.assert_array_equal(a, b)
 
 
-def test_return_state_is_refused_where_a_model_needs_one_output():
-    with pytest.raises(ValueError, match="return_state=True.*one output"):
-        dlfast.Sequential([Input((5, 3)), LSTM(4, return_state=True), Dense(2)])
-    with pytest.raises(ValueError, match="return_state=True gives three outputs"):
+def test_lstm_in_a_functional_graph():
+    """Called on an Input, an LSTM records a call (as any layer) and the model runs it; a
+    model's layer has one input and one output, so return_state (in a graph or a
+    Sequential) and initial_state are refused with a clear error."""
+    rng = np.random.default_rng(9)
+    x = Input((5, 3), dtype="float64")
+    lstm = LSTM(4)
+    model = dlfast.Model(x, lstm(x))
+    assert model.output_shape == (4,) and lstm.input_shape == (5, 3)
+    xs = rng.standard_normal((2, 5, 3))
+    H, _, _ = ref_forward(xs, *lstm.weights)
+    np.testing.assert_allclose(model.predict(xs), H[:, -1], rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match=r"this LSTM gives a list of outputs, and a layer of a "
+                                         r"functional model must give one; run it on arrays"):
         LSTM(4, return_state=True)(Input((5, 3)))
-    with pytest.raises(NotImplementedError, match="initial_state in a functional model"):
+    with pytest.raises(ValueError, match=r"this LSTM gives a list of outputs, and a layer of a "
+                                         r"Sequential model must give one"):
+        dlfast.Sequential([Input((5, 3)), LSTM(4, return_state=True), Dense(2)])
+    with pytest.raises(ValueError, match="initial_state cannot be given in a functional"):
         LSTM(4)(Input((5, 3)), initial_state=[np.zeros((1, 4))] * 2)

@@ -9,12 +9,14 @@ is one C++ call over all parameters, whatever the number of layers. The training
 the layers' kernels directly (their inputs were checked once, at the model's door) and fuses a
 final softmax/sigmoid into the cross-entropy (from logits: stable, and one pass fewer)."""
 
+import textwrap
+
 import numpy as np
 
 from . import _core, _random, callbacks as callbacks_module, losses as losses_module
 from . import metrics as metrics_module, optimizers as optimizers_module, saving
 from ._progress import EpochProgress
-from .layers.base import Layer, normalize_shape, to_array
+from .layers.base import Layer, normalize_shape, positive_int, to_array
 from .layers.core import Activation, Dense, Input
 from .ops import LOSSES, labels_array
 from .saving import load_model  # noqa: F401  (dlfast.models.load_model, as in Keras)
@@ -197,7 +199,8 @@ class Model(Layer):
     def _train_step(self, x, y):
         """Forward, loss and its gradient, backward (writing the gradients, so there is no
         zero_grad pass), one optimizer step. An optimizer that re-evaluates the gradient
-        (``needs_closure``, e.g. SGDG2) gets a closure doing the same on this batch."""
+        (``needs_closure``, e.g. SGDG2) gets a closure doing the same on this batch (see
+        ``_reevaluation``)."""
         def forward_backward():
             out = self._head_forward(x, True)  # decides self._head_fused at the first call
             loss, dout = _core.loss(LOSSES[self.loss.kernel_name], y, out,
@@ -206,13 +209,33 @@ class Model(Layer):
             loss += self.add_regularization_grads()  # Keras: the penalties are part of the loss
             return loss, out
 
-        loss, out = forward_backward()
-        if self.optimizer.needs_closure:
-            self.optimizer.apply(self._flat_grads, self._flat_weights,
-                                 closure=lambda: forward_backward()[0])
-        else:
+        if not self.optimizer.needs_closure:
+            loss, out = forward_backward()
             self.optimizer.apply(self._flat_grads, self._flat_weights)
+            return loss, out
+        replay = _random.Replay(self)  # before the step's forward draws its dropout masks
+        loss, out = forward_backward()
+        self.optimizer.apply(self._flat_grads, self._flat_weights,
+                             closure=lambda: self._reevaluation(forward_backward, replay))
         return loss, out
+
+    def _reevaluation(self, forward_backward, replay):
+        """forward_backward() again, as a second evaluation of the SAME stochastic objective
+        (SGD-G2's probe, SPEC.md: "on the same mini-batch"): the random generators are put
+        back where they stood before the step's own forward, so every Dropout draws the same
+        mask; and afterwards the non-trainable weights (BatchNormalization's moving
+        statistics) and the generators are put back as the step's forward left them, so a
+        step moves the moving statistics once, whatever the optimizer. Returns the loss."""
+        state = self.non_trainable_weights
+        saved = [w.copy() for w in state]
+        after_step_forward = replay.snapshot()
+        replay.rewind()
+        try:
+            return forward_backward()[0]
+        finally:
+            for w, s in zip(state, saved):
+                w[...] = s
+            replay.restore(after_step_forward)
 
     def train_on_batch(self, x, y):
         """One optimizer step on one batch; returns the batch's loss (before the step)."""
@@ -224,7 +247,7 @@ class Model(Layer):
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, validation_data=None,
             validation_split=0.0, shuffle=True, callbacks=None, initial_epoch=0):
         self._require_compiled("fit")
-        batch_size = _positive_int(batch_size, "batch_size")
+        batch_size = positive_int(batch_size, "batch_size")
         epochs = int(epochs)
         x = self.check_input(x)
         y = self._prepare_y(y, x.shape[0])
@@ -306,7 +329,7 @@ class Model(Layer):
     def evaluate(self, x=None, y=None, batch_size=32, verbose=0, return_dict=False):
         """The loss (and metrics) over (x, y): a float without metrics, else [loss, ...]."""
         self._require_compiled("evaluate")
-        batch_size = _positive_int(batch_size, "batch_size")
+        batch_size = positive_int(batch_size, "batch_size")
         x = self.check_input(x)
         y = self._prepare_y(y, x.shape[0])
         logs = self._evaluate_prepared(x, y, batch_size)
@@ -319,7 +342,7 @@ class Model(Layer):
 
     def predict(self, x, batch_size=32, verbose=0):
         """The model's outputs for x, computed in batches (inference mode)."""
-        batch_size = _positive_int(batch_size, "batch_size")
+        batch_size = positive_int(batch_size, "batch_size")
         x = self.check_input(x)
         outs = [self.call_forward(x[lo:lo + batch_size], False)
                 for lo in range(0, x.shape[0], batch_size)]
@@ -350,20 +373,30 @@ class Model(Layer):
             rows.append([row + sources[:1]] + [["", "", "", s] for s in sources[1:]])
 
         def line(cells):
-            text = (cells[0].ljust(widths[0]) + cells[1].ljust(widths[1])
-                    + cells[2].rjust(widths[2]))
-            return text + "  " + cells[3] if len(cells) > 3 else text
+            """A row's printed lines; a cell too long for its column (a long name and type,
+            "batch_normalization (BatchNormalization)") wraps at its spaces onto further
+            lines, as in Keras's table, so that the columns never run together."""
+            parts = [textwrap.wrap(c, w - 1) or [""] for c, w in zip(cells[:3], widths)]
+            parts += [[c] for c in cells[3:]]
+            texts = []
+            for k in range(max(map(len, parts))):
+                c = [p[k] if k < len(p) else "" for p in parts]
+                text = c[0].ljust(widths[0]) + c[1].ljust(widths[1]) + c[2].rjust(widths[2])
+                texts.append(text + "  " + c[3] if len(c) > 3 and c[3] else text)
+            return texts
 
         trainable = sum(w.size for w, t in zip(self.weights, self.weight_trainable) if t)
         total_params = self.count_params()
         nbytes = lambda count: count * self.dtype.itemsize
         print_fn(f'Model: "{self.name}"')
         print_fn("_" * total)
-        print_fn(line(["Layer (type)", "Output Shape", "Param #", "Connected to"][:len(widths)]))
+        print_fn(line(["Layer (type)", "Output Shape", "Param #",
+                       "Connected to"][:len(widths)])[0])
         print_fn("=" * total)
         for i, lines in enumerate(rows):
             for cells in lines:
-                print_fn(line(cells))
+                for text in line(cells):
+                    print_fn(text)
             if i < len(rows) - 1:
                 print_fn("")
         print_fn("=" * total)
@@ -417,9 +450,6 @@ class Sequential(Model):
         if not isinstance(layer, Layer):
             raise TypeError(f"{self.name}: add() expects a dlfast layer, got "
                             f"{type(layer).__name__}")
-        if getattr(layer, "return_state", False):
-            raise ValueError(f"{self.name}: '{layer.name}' has return_state=True, which gives "
-                             f"several outputs; a Sequential model's layers have one output")
         if isinstance(layer, Input):
             if self.layers or self.input_shape is not None:
                 raise ValueError(f"{self.name}: an Input must come first")
@@ -430,6 +460,8 @@ class Sequential(Model):
             return
         if self.built:
             raise ValueError(f"{self.name}: cannot add layers to a built model")
+        if layer.multiple_outputs:
+            raise ValueError(layer._one_output_message("a Sequential model"))
         if any(layer is other for other in self.layers):
             raise ValueError(f"{self.name}: layer '{layer.name}' is already in the model; a "
                              f"layer keeps one forward cache, so it cannot appear twice")
@@ -498,12 +530,6 @@ class Sequential(Model):
         config = dict(config)
         layers = [saving.deserialize(c, custom_objects) for c in config.pop("layers")]
         return cls(layers, **config)
-
-
-def _positive_int(value, what):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{what} must be a positive int, got {value!r}")
-    return int(value)
 
 
 # summary's column widths as fractions of the line: 71 characters by default (33, 26, 12), or

@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from . import _arrays, _core
+from ._config import FromConfig
 
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "get", "serialize"]
 
@@ -21,7 +22,7 @@ def _coefficient(value, name):
     return float(value)
 
 
-class Regularizer:
+class Regularizer(FromConfig):
     """A penalty ``l1*sum|w| + l2*sum(w**2)`` on a weight (the base of L1, L2 and L1L2)."""
 
     def __init__(self, l1=0.0, l2=0.0):
@@ -42,14 +43,6 @@ class Regularizer:
 
     def get_config(self):
         return {"l1": self.l1, "l2": self.l2}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class L1(Regularizer):

@@ -3,7 +3,7 @@
 import numpy as np
 
 from . import _random
-from .layers.base import Layer, normalize_shape
+from .layers.base import Layer, normalize_shape, positive_int
 
 __all__ = ["gradcheck", "GradcheckReport"]
 
@@ -130,9 +130,7 @@ def gradcheck(layer_or_model, input_shape, dtype="float64", batch_size=4, traini
     input_shape = normalize_shape(input_shape, "gradcheck: input_shape")
     if None in input_shape:
         raise ValueError(f"gradcheck: input_shape must be fully known, got {input_shape}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-            or batch_size < 1:
-        raise ValueError(f"gradcheck: batch_size must be a positive int, got {batch_size!r}")
+    batch_size = positive_int(batch_size, "gradcheck: batch_size")
     default_eps, default_tol = _DEFAULTS[dtype]
     eps = default_eps if eps is None else float(eps)
     tolerance = default_tol if tolerance is None else float(tolerance)
@@ -144,7 +142,7 @@ def gradcheck(layer_or_model, input_shape, dtype="float64", batch_size=4, traini
 
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((int(batch_size),) + input_shape).astype(dtype)
-    replay = _RandomReplay(obj)
+    replay = _random.Replay(obj)
     saved = obj.get_weights()
     try:
         obj.zero_grad()
@@ -262,30 +260,3 @@ def _worst_error(analytic, numeric, index, shape, noise):
     err = excess / denom
     k = int(np.argmax(err))
     return float(err[k]), (at(k), float(a[k]), float(numeric[k]))
-
-
-class _RandomReplay:
-    """Puts every random generator a forward may draw from back to one saved state: dlfast's
-    own (``manual_seed``) and each layer's ``rng`` attribute when it is a NumPy Generator."""
-
-    def __init__(self, obj):
-        self.generators = [_random.generator()]
-        stack = [obj]
-        while stack:
-            layer = stack.pop()
-            rng = getattr(layer, "rng", None)
-            if isinstance(rng, np.random.Generator) and all(rng is not g
-                                                            for g in self.generators):
-                self.generators.append(rng)
-            stack.extend(getattr(layer, "layers", ()))
-        self.start = self.snapshot()
-
-    def snapshot(self):
-        return [g.bit_generator.state for g in self.generators]
-
-    def restore(self, states):
-        for g, s in zip(self.generators, states):
-            g.bit_generator.state = s
-
-    def rewind(self):
-        self.restore(self.start)

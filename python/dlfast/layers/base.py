@@ -32,6 +32,13 @@ def normalize_shape(shape, what="input_shape"):
     return shape
 
 
+def positive_int(value, what):
+    """value as an int, checked: a positive int (numpy ints too; a bool is not one)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{what} must be a positive int, got {value!r}")
+    return int(value)
+
+
 class Layer:
     """Base of every layer (and of models: a model is a layer).
 
@@ -48,6 +55,10 @@ class Layer:
 
     #: True for layers called on a list of inputs (Add)
     multiple_inputs = False
+    #: True for layers whose forward returns a list of outputs (LSTM with return_state): a
+    #: model (Sequential or functional) passes one array from layer to layer, so it refuses
+    #: them; they run only on arrays, in a hand-written loop
+    multiple_outputs = False
 
     def __init__(self, input_shape=None, dtype=None, name=None, trainable=True):
         self.name = name or _auto_name(type(self).__name__)
@@ -111,6 +122,8 @@ class Layer:
     def call_symbolic(self, inputs):
         """Record this layer's call on symbolic tensors: build it for their shapes and dtype
         (a functional model runs in its input's dtype) and return the symbolic output."""
+        if self.multiple_outputs:
+            raise ValueError(self._one_output_message("a functional model"))
         many = isinstance(inputs, list)
         if many != self.multiple_inputs:
             raise ValueError(f"{self.name}: {type(self).__name__} takes "
@@ -129,6 +142,10 @@ class Layer:
                             f"{dtype.name} tensor")
         self.build([t.shape[1:] for t in tensors] if many else inputs.shape[1:])
         return SymbolicTensor(self.output_shape, self.dtype, self, tensors)
+
+    def _one_output_message(self, where):
+        return (f"{self.name}: this {type(self).__name__} gives a list of outputs, and a layer "
+                f"of {where} must give one; run it on arrays instead")
 
     def forward(self, x, training=False):
         x = self.check_input(x)

@@ -1,9 +1,8 @@
 """Conv2D on NHWC input with an HWIO kernel (Keras layouts)."""
 
-import numpy as np
-
 from .. import _core
 from ..ops import conv_output_length, pair, padding_name
+from .base import positive_int
 from .core import KernelLayer
 
 
@@ -17,9 +16,7 @@ class Conv2D(KernelLayer):
                  bias_initializer="zeros", kernel_regularizer=None, input_shape=None,
                  dtype=None, name=None):
         super().__init__(input_shape=input_shape, dtype=dtype, name=name)
-        if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters <= 0:
-            raise ValueError(f"{self.name}: filters must be a positive int, got {filters!r}")
-        self.filters = int(filters)
+        self.filters = positive_int(filters, f"{self.name}: filters")
         self.kernel_size = pair(kernel_size, "kernel_size", self.name)
         self.strides = pair(strides, "strides", self.name)
         self.padding = padding_name(padding, self.name)

@@ -4,7 +4,7 @@ import numpy as np
 
 from .. import _core, initializers, regularizers
 from ..ops import activation_code
-from .base import Layer, normalize_shape
+from .base import Layer, normalize_shape, positive_int
 from .symbolic import SymbolicTensor
 
 
@@ -87,9 +87,7 @@ class Dense(KernelLayer):
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, input_shape=None, dtype=None, name=None):
         super().__init__(input_shape=input_shape, dtype=dtype, name=name)
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
-            raise ValueError(f"{self.name}: units must be a positive int, got {units!r}")
-        self.units = int(units)
+        self.units = positive_int(units, f"{self.name}: units")
         self.init_kernel_layer(activation, use_bias, kernel_initializer, bias_initializer,
                                kernel_regularizer)
 

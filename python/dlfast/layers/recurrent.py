@@ -3,7 +3,7 @@
 import numpy as np
 
 from .. import _core, initializers
-from .base import Layer, to_array
+from .base import Layer, positive_int, to_array
 from .symbolic import as_symbolic
 
 
@@ -26,9 +26,7 @@ class LSTM(Layer):
                  recurrent_initializer="orthogonal", bias_initializer="zeros",
                  input_shape=None, dtype=None, name=None):
         super().__init__(input_shape=input_shape, dtype=dtype, name=name)
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
-            raise ValueError(f"{self.name}: units must be a positive int, got {units!r}")
-        self.units = int(units)
+        self.units = positive_int(units, f"{self.name}: units")
         self.return_sequences = bool(return_sequences)
         self.return_state = bool(return_state)
         self.unit_forget_bias = bool(unit_forget_bias)
@@ -73,18 +71,15 @@ class LSTM(Layer):
 
     def __call__(self, x, training=False, initial_state=None):
         if initial_state is None:
-            return super().__call__(x, training=training)  # data, or a functional model's graph
+            return super().__call__(x, training)  # data, or a call recorded on an Input
         if as_symbolic(x) is not None:
-            raise NotImplementedError(f"{self.name}: initial_state in a functional model is not "
-                                      f"supported; call forward(x, initial_state=...) on data")
+            raise ValueError(f"{self.name}: initial_state cannot be given in a functional "
+                             f"model's graph (a layer there takes one input)")
         return self.forward(x, training=training, initial_state=initial_state)
 
-    def call_symbolic(self, inputs):
-        if self.return_state:
-            raise ValueError(f"{self.name}: return_state=True gives three outputs [output, h, c]; "
-                             f"models here take single-output layers (use return_state=False, "
-                             f"or call the layer's forward/backward by hand)")
-        return super().call_symbolic(inputs)
+    @property
+    def multiple_outputs(self):  # [output, h, c]: not a model's layer (see Layer)
+        return self.return_state
 
     def _initial_state(self, initial_state, n):
         if initial_state is None:

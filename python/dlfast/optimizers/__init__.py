@@ -4,7 +4,10 @@ all the parameters it is given (a model gives one flat buffer per dtype).
 An optimizer whose ``needs_closure`` is True (SGDG2) evaluates the gradient a second time on
 the same batch: ``apply(grads, weights, closure=f)`` where ``f()`` re-runs forward and backward
 at the weights as they are when it is called, writes the fresh gradients into the arrays of
-``grads`` and returns the loss. ``Sequential.fit`` and ``train_on_batch`` pass one themselves."""
+``grads`` and returns the loss. A model's ``fit`` and ``train_on_batch`` pass one themselves,
+which evaluates the same stochastic objective as the step's own evaluation (the same dropout
+masks) and leaves the non-trainable weights (moving statistics) as that evaluation left them:
+see ``Model._reevaluation``."""
 
 import math
 

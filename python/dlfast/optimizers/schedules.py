@@ -7,23 +7,14 @@ A schedule is a callable of the optimizer's step count (0 at the first update, a
 import math
 import numbers
 
+from .._config import FromConfig
 
-class LearningRateSchedule:
+
+class LearningRateSchedule(FromConfig):
     """Base class: subclasses define ``__call__(step)`` and ``get_config()``."""
 
     def __call__(self, step):
         raise NotImplementedError(f"{type(self).__name__} must define __call__(step)")
-
-    def get_config(self):
-        raise NotImplementedError(f"{type(self).__name__} must define get_config()")
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 def _number(value, what, owner):
