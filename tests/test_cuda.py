@@ -436,3 +436,58 @@ def test_unsupported_layers_and_optimizers_are_named():
     model.to("cuda")
     with pytest.raises(NotImplementedError, match="Plain"):
         model.train_on_batch(np.zeros((3, 4), np.float32), np.zeros((3, 2), np.float32))
+
+
+# --- the Python side of the GPU path, on a NumPy stand-in (runs everywhere) ----------------
+
+@pytest.fixture
+def standin(monkeypatch):
+    """dlfast._cuda replaced by tests/cuda_standin.py (see its docstring)."""
+    import cuda_standin
+    monkeypatch.setattr(cuda, "_cuda", cuda_standin)
+    monkeypatch.setattr(cuda, "Array", cuda_standin.Array)
+    monkeypatch.setattr(cuda, "_status", (1, ""))
+    return cuda_standin
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn", "gap", "lstm"])
+def test_model_to_cuda_plumbing_on_the_standin(standin, kind):
+    cpu_model, gpu_model, x, y = _pair(kind)
+    assert isinstance(gpu_model._cuda.flat_w, standin.Array)
+    cpu_losses = [cpu_model.train_on_batch(x[:32], y[:32]) for _ in range(3)]
+    gpu_losses = [gpu_model.train_on_batch(x[:32], y[:32]) for _ in range(3)]
+    np.testing.assert_allclose(gpu_losses, cpu_losses, rtol=1e-6)
+    hc = cpu_model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0,
+                       validation_data=(x[:20], y[:20]))
+    hg = gpu_model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0,
+                       validation_data=(x[:20], y[:20]))
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(hg.history[key], hc.history[key], rtol=1e-5, err_msg=key)
+    np.testing.assert_allclose(gpu_model.predict(x, batch_size=25), cpu_model.predict(x),
+                               rtol=1e-5, atol=1e-6)
+    for wg, wc in zip(gpu_model.get_weights(), cpu_model.get_weights()):
+        np.testing.assert_allclose(wg, wc, rtol=1e-5, atol=1e-6)
+    gpu_model.to("cpu")
+    assert gpu_model.train_on_batch(x[:32], y[:32]) == pytest.approx(
+        cpu_model.train_on_batch(x[:32], y[:32]), rel=1e-5)
+
+
+def test_device_ops_plumbing_on_the_standin(standin):
+    rng = np.random.default_rng(0)
+    x, k, b = rand(rng, 2, 7, 6, 3), rand(rng, 3, 3, 3, 4), rand(rng, 4)
+    args = dict(strides=2, padding="same", dilation_rate=1, activation="relu")
+    y = ops.conv2d_forward(x, k, b, **args)
+    close(cuda.ops.conv2d_forward(x, k, b, **args), y)
+    dy = rand(rng, *y.shape)
+    for got, want in zip(cuda.ops.conv2d_backward(dy, x, k, b, **args),
+                         ops.conv2d_backward(dy, x, k, b, **args)):
+        close(got, want)
+    dp = rand(rng, *ops.avgpool2d_forward(x, 3, 2, "same").shape)
+    close(cuda.ops.avgpool2d_backward(dp, x, 3, 2, "same"), ops.avgpool2d_backward(dp, x, 3, 2,
+                                                                                   "same"))
+    xs = rand(rng, 3, 5, 4)
+    kernel, rec, dh_last = rand(rng, 4, 8), rand(rng, 2, 8), rand(rng, 3, 2)
+    for got, want in zip(cuda.ops.lstm_backward(None, xs, kernel, rec, dh_last=dh_last),
+                         ops.lstm_backward(None, xs, kernel, rec, dh_last=dh_last)):
+        if want is not None:
+            close(got, want)

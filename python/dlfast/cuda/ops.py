@@ -286,8 +286,8 @@ def lstm_backward(dh, x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, 
     H, C, Z = lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, return_gates=True)
     dx, dk, dr = _empty(x.shape), _zeros(kernel.shape), _zeros(recurrent_kernel.shape)
     db = None if bias is None else _zeros((kernel.shape[1],))
-    dh0 = None if h0 is None else _empty(h0.shape)
-    dc0 = None if h0 is None else _empty(h0.shape)
+    state = (x.shape[0], recurrent_kernel.shape[0])  # dh0, dc0 even for zero states, as the CPU op
+    dh0, dc0 = _empty(state), _empty(state)
     _ext("lstm_backward").lstm_backward(dx, dk, dr, db, dh0, dc0, _opt(dh), _opt(dh_last),
                                         _opt(dc_last), x, kernel, recurrent_kernel, h0, c0, H, C,
                                         Z, True)

@@ -23,6 +23,11 @@ from . import ops as device_ops
 _STATE_SLOT = "momentum"  # the SGD slot (dlfast.optimizers.SGD) kept on the device
 
 
+def _rows(a):
+    """A device array viewed as (batch, everything else); device reshapes take no -1."""
+    return a if a.ndim == 2 else a.reshape(a.shape[0], int(np.prod(a.shape[1:], dtype=np.int64)))
+
+
 def _ext():
     from . import _cuda
     return _cuda
@@ -90,7 +95,7 @@ class _Activation(_DeviceLayer):
 class _Flatten(_DeviceLayer):
     def forward(self, x, training):
         self.shape = x.shape
-        return x.reshape(x.shape[0], -1)
+        return _rows(x)
 
     def backward(self, dy, need_dx, accumulate):
         return dy.reshape(*self.shape)
@@ -299,13 +304,13 @@ class DeviceRunner:
     def _loss(self, out, y, grad, total, scale, accumulate):
         model = self.model
         target, labels = y
-        out2 = out if out.ndim == 2 else out.reshape(out.shape[0], -1)
+        out2 = _rows(out)
         _ext().loss(total, grad, out2, target, labels, LOSSES[model.loss.kernel_name],
                     bool(model._head_fused or model.loss.from_logits), scale, accumulate)
 
     def _count(self, counts, out, y):
         target, labels = y
-        out2 = out if out.ndim == 2 else out.reshape(out.shape[0], -1)
+        out2 = _rows(out)
         threshold = 0.0 if self.model._head_fused else 0.5
         for m, c in zip(self.model.metrics, counts):
             if m.kind == "binary" or labels is None:
@@ -320,7 +325,7 @@ class DeviceRunner:
         xd = self._upload("x", x)
         yd = self._targets(y)
         out = self._head(xd, True)
-        out2 = out if out.ndim == 2 else out.reshape(out.shape[0], -1)
+        out2 = _rows(out)
         grad = self.inputs.get("dout", out2.shape)
         self._loss(out, yd, grad, self.loss_step, 1.0, False)
         if sums is not None:
