@@ -9,14 +9,14 @@ from . import _core
 __version__ = _core.__version__
 
 from . import callbacks, initializers, layers, losses, metrics, ops, optimizers  # noqa: E402
-from . import regularizers, utils  # noqa: E402
+from . import cuda, regularizers, utils  # noqa: E402
 from ._random import manual_seed  # noqa: E402
 from .models import Model, Sequential  # noqa: E402
 from . import functional  # noqa: E402,F401  (Model(inputs, outputs) returns a Functional)
 
 __all__ = ["__version__", "info", "set_num_threads", "get_num_threads", "manual_seed",
            "Sequential", "Model", "layers", "losses", "metrics", "optimizers", "callbacks", "ops",
-           "initializers", "regularizers", "utils"]
+           "initializers", "regularizers", "utils", "cuda"]
 
 
 def set_num_threads(n):
@@ -39,9 +39,9 @@ def info():
         "cpu_isa": _core.cpu_capability(),
         "cpu_isa_supported": build["cpu_capability_supported"],
         "num_threads": _core.get_num_threads(),
-        "cuda_available": False,
-        "cuda_devices": 0,
-        "cuda_reason": "this build has no CUDA module",
+        "cuda_available": cuda.is_available(),
+        "cuda_devices": cuda.device_count(),
+        "cuda_reason": cuda.reason(),
         "build_type": build["build_type"],
         "compiler": build["compiler"],
     }

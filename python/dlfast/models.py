@@ -47,6 +47,8 @@ class Model(Layer):
         self.metrics = []
         self.stop_training = False
         self._flat = []  # [(weights_flat, grads_flat)] per dtype
+        self.device = "cpu"
+        self._cuda = None  # the DeviceRunner (dlfast/cuda/training.py) after to('cuda')
 
     # --- structure ------------------------------------------------------------------------
     def _leaf_layers(self):
@@ -140,6 +142,12 @@ class Model(Layer):
         for layer in self._leaf_layers():
             if not (layer.trainable and all(layer.weight_trainable)):
                 layer.zero_grad()
+
+    def to(self, device):
+        """Move the weights and optimizer state to 'cuda' (train, evaluate and predict then
+        run on the GPU, NumPy in and out) or back to 'cpu'. Returns the model."""
+        from .cuda import training
+        return training.move(self, device)
 
     # --- training -------------------------------------------------------------------------
     def compile(self, optimizer="sgd", loss=None, metrics=None):
@@ -242,6 +250,9 @@ class Model(Layer):
         self._require_compiled("train_on_batch")
         x = self.check_input(x)
         y = self._prepare_y(y, x.shape[0])
+        if self._cuda is not None:
+            self._cuda.train_step(x, y)
+            return self._cuda.last_loss()
         return float(self._train_step(x, y)[0])
 
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, validation_data=None,
@@ -285,17 +296,24 @@ class Model(Layer):
                 xs, ys = x, y
             total_loss = 0.0
             correct = [0] * len(self.metrics)
+            device_sums = self._cuda.new_sums() if self._cuda is not None else None
             for step in range(steps):
                 lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
                 if cbs.wants_batches:
                     cbs.on_train_batch_begin(step)
-                loss, out = self._train_step(xs[lo:hi], ys[lo:hi])
-                total_loss += loss * (hi - lo)
-                for i, m in enumerate(self.metrics):
-                    correct[i] += m.correct(ys[lo:hi], out, self._head_fused)
+                if device_sums is not None:  # the sums stay on the GPU until the epoch ends
+                    self._cuda.train_step(xs[lo:hi], ys[lo:hi], device_sums)
+                    loss = self._cuda.last_loss() if cbs.wants_batches else None
+                else:
+                    loss, out = self._train_step(xs[lo:hi], ys[lo:hi])
+                    total_loss += loss * (hi - lo)
+                    for i, m in enumerate(self.metrics):
+                        correct[i] += m.correct(ys[lo:hi], out, self._head_fused)
                 if cbs.wants_batches:
                     cbs.on_train_batch_end(step, {"loss": float(loss)})
                 progress.step(step + 1)
+            if device_sums is not None:
+                total_loss, correct = self._cuda.read_sums(device_sums)
             logs = {"loss": total_loss / n}
             for m, c in zip(self.metrics, correct):
                 logs[m.name] = c / n
@@ -310,6 +328,8 @@ class Model(Layer):
         return history
 
     def _evaluate_prepared(self, x, y, batch_size):
+        if self._cuda is not None:
+            return self._cuda.evaluate(x, y, batch_size)
         n = x.shape[0]
         total, correct = 0.0, [0] * len(self.metrics)
         code = LOSSES[self.loss.kernel_name]
@@ -344,6 +364,8 @@ class Model(Layer):
         """The model's outputs for x, computed in batches (inference mode)."""
         batch_size = positive_int(batch_size, "batch_size")
         x = self.check_input(x)
+        if self._cuda is not None:
+            return self._cuda.predict(x, batch_size)
         outs = [self.call_forward(x[lo:lo + batch_size], False)
                 for lo in range(0, x.shape[0], batch_size)]
         if not outs:
@@ -416,16 +438,22 @@ class Model(Layer):
 
     def get_weights(self):
         self._ensure_built()  # a model whose input shape is known builds on first use
+        if self._cuda is not None:
+            self._cuda.pull()
         return super().get_weights()
 
     def set_weights(self, weights):
         self._ensure_built()
         super().set_weights(weights)
+        if self._cuda is not None:
+            self._cuda.push()
 
     # --- files (saving.py) ----------------------------------------------------------------
     def save(self, filepath, include_optimizer=True):
         """One safetensors file: config, weights, compile settings and, with
         include_optimizer, the optimizer's state; written atomically."""
+        if self._cuda is not None:
+            self._cuda.pull()
         saving.save_model(self, filepath, include_optimizer)
 
     def save_weights(self, filepath):

@@ -1,0 +1,397 @@
+"""A model on the GPU: ``model.to('cuda')`` hands the model to a ``DeviceRunner``, which keeps
+its weights, gradients and optimizer state in device memory and runs train_on_batch, fit,
+evaluate and predict there with NumPy in and out. Each layer gets a small device twin that
+calls the CUDA kernels into buffers cached per batch size (no allocation per step after the
+first). A training step reads nothing back: fit adds each step's loss and correct counts up
+on the device and reads them once per epoch; train_on_batch reads its one loss.
+
+Supported: Sequential models of Dense, Activation/ReLU, Flatten, Conv2D, MaxPooling2D,
+AveragePooling2D, GlobalAveragePooling2D and LSTM (no return_state), float32, optimizer SGD
+(momentum, Nesterov, weight decay, schedules). Anything else raises NotImplementedError
+naming it. The host arrays (layer.weights) are refreshed by get_weights(), save() and
+to('cpu')."""
+
+import numpy as np
+
+from ..layers.conv import Conv2D
+from ..layers.core import Activation, Dense, Flatten
+from ..layers.pooling import AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D
+from ..layers.recurrent import LSTM
+from ..ops import LOSSES
+from . import ops as device_ops
+
+_STATE_SLOT = "momentum"  # the SGD slot (dlfast.optimizers.SGD) kept on the device
+
+
+def _rows(a):
+    """A device array viewed as (batch, everything else); device reshapes take no -1."""
+    return a if a.ndim == 2 else a.reshape(a.shape[0], int(np.prod(a.shape[1:], dtype=np.int64)))
+
+
+def _ext():
+    from . import _cuda
+    return _cuda
+
+
+class _Buffers:
+    """Device arrays of one layer, cached by (name, shape): allocated on first use, reused."""
+
+    def __init__(self):
+        self._arrays = {}
+
+    def get(self, name, shape, dtype="float32"):
+        key = (name, tuple(shape), dtype)
+        a = self._arrays.get(key)
+        if a is None:
+            a = self._arrays[key] = _ext().empty(tuple(shape), dtype)
+        return a
+
+
+class _DeviceLayer:
+    def __init__(self, layer, weights, grads):
+        self.layer, self.w, self.g = layer, weights, grads
+        self.buf = _Buffers()
+
+
+class _Dense(_DeviceLayer):
+    def forward(self, x, training, act=None):
+        layer = self.layer
+        act = layer._act if act is None else act
+        shape = x.shape
+        x2 = x if x.ndim == 2 else x.reshape(x.size // shape[-1], shape[-1])
+        y = self.buf.get("y", (x2.shape[0], layer.units))
+        _ext().dense_forward(y, x2, self.w[0], self.w[1] if layer.use_bias else None, act)
+        self.cache = (x2, y, act, shape)
+        return y if x.ndim == 2 else y.reshape(*shape[:-1], layer.units)
+
+    def backward(self, dy, need_dx, accumulate):
+        x2, y, act, shape = self.cache
+        dy2 = dy if dy.ndim == 2 else dy.reshape(dy.size // self.layer.units, self.layer.units)
+        dx = self.buf.get("dx", x2.shape) if need_dx else None
+        _ext().dense_backward(dx, self.g[0], self.g[1] if self.layer.use_bias else None, dy2, x2,
+                              self.w[0], y, act, accumulate)
+        return None if dx is None else dx.reshape(*shape)
+
+
+class _Activation(_DeviceLayer):
+    def forward(self, x, training, act=None):
+        act = self.layer._act if act is None else act
+        y = x
+        if act:
+            y = self.buf.get("y", x.shape)
+            _ext().activation_forward(y, x, act)
+        self.cache = (y, act)
+        return y
+
+    def backward(self, dy, need_dx, accumulate):
+        y, act = self.cache
+        if not act or not need_dx:
+            return dy
+        dx = self.buf.get("dx", dy.shape)
+        _ext().activation_backward(dx, dy, y, act)
+        return dx
+
+
+class _Flatten(_DeviceLayer):
+    def forward(self, x, training):
+        self.shape = x.shape
+        return _rows(x)
+
+    def backward(self, dy, need_dx, accumulate):
+        return dy.reshape(*self.shape)
+
+
+class _Conv2D(_DeviceLayer):
+    def forward(self, x, training, act=None):
+        layer = self.layer
+        act = layer._act if act is None else act
+        out_hw, self.geometry = device_ops.conv_geometry(
+            x.shape[1:3], layer.kernel_size, layer.strides, layer.padding, layer.dilation_rate,
+            layer.name)
+        y = self.buf.get("y", (x.shape[0],) + out_hw + (layer.filters,))
+        _ext().conv2d_forward(y, x, self.w[0], self.w[1] if layer.use_bias else None, out_hw,
+                              self.geometry, act)
+        self.cache = (x, y, act)
+        return y
+
+    def backward(self, dy, need_dx, accumulate):
+        x, y, act = self.cache
+        dx = self.buf.get("dx", x.shape) if need_dx else None
+        _ext().conv2d_backward(dx, self.g[0], self.g[1] if self.layer.use_bias else None, dy, x,
+                               self.w[0], y, self.geometry, act, accumulate)
+        return dx
+
+
+class _Pooling(_DeviceLayer):
+    def forward(self, x, training):
+        layer = self.layer
+        if isinstance(layer, GlobalAveragePooling2D):
+            pool, strides, padding, self.is_max = x.shape[1:3], None, "valid", False
+        else:
+            pool, strides, padding = layer.pool_size, layer.strides, layer.padding
+            self.is_max = isinstance(layer, MaxPooling2D)
+        self.pool, out_hw, self.geometry = device_ops.pool_geometry(x.shape[1:3], pool, strides,
+                                                                    padding, layer.name)
+        y = self.buf.get("y", (x.shape[0],) + out_hw + (x.shape[3],))
+        _ext().pool2d_forward(y, x, self.pool, self.geometry, self.is_max)
+        self.x = x
+        if isinstance(layer, GlobalAveragePooling2D):
+            return y.reshape(x.shape[0], x.shape[3])
+        return y
+
+    def backward(self, dy, need_dx, accumulate):
+        if not need_dx:
+            return None
+        x = self.x
+        if isinstance(self.layer, GlobalAveragePooling2D):
+            dy = dy.reshape(x.shape[0], 1, 1, x.shape[3])
+        dx = self.buf.get("dx", x.shape)
+        _ext().pool2d_backward(dx, dy, x if self.is_max else None, self.pool, self.geometry,
+                               self.is_max)
+        return dx
+
+
+class _LSTM(_DeviceLayer):
+    def forward(self, x, training):
+        layer = self.layer
+        n, steps, u = x.shape[0], x.shape[1], layer.units
+        H = self.buf.get("H", (n, steps, u))
+        C = self.buf.get("C", (n, steps, u))
+        Z = self.buf.get("Z", (n, steps, 4 * u))
+        _ext().lstm_forward(H, C, Z, x, self.w[0], self.w[1],
+                            self.w[2] if layer.use_bias else None, None, None)
+        self.cache = (x, H, C, Z)
+        if layer.return_sequences:
+            return H
+        last = self.buf.get("last", (n, u))
+        _ext().copy_strided(last, H, (steps - 1) * u, steps * u)
+        return last
+
+    def backward(self, dy, need_dx, accumulate):
+        x, H, C, Z = self.cache
+        seq = self.layer.return_sequences
+        dx = self.buf.get("dx", x.shape) if need_dx else None
+        _ext().lstm_backward(dx, self.g[0], self.g[1], self.g[2] if self.layer.use_bias else None,
+                             None, None, dy if seq else None, None if seq else dy, None, x,
+                             self.w[0], self.w[1], None, None, H, C, Z, accumulate)
+        return dx
+
+
+def _device_layer(layer, weights, grads):
+    if isinstance(layer, Dense):
+        return _Dense(layer, weights, grads)
+    if isinstance(layer, Activation):  # ReLU too
+        return _Activation(layer, weights, grads)
+    if isinstance(layer, Flatten):
+        return _Flatten(layer, weights, grads)
+    if isinstance(layer, Conv2D):
+        return _Conv2D(layer, weights, grads)
+    if isinstance(layer, (MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D)):
+        return _Pooling(layer, weights, grads)
+    if isinstance(layer, LSTM) and not layer.return_state:
+        return _LSTM(layer, weights, grads)
+    raise NotImplementedError(f"model.to('cuda'): layer '{layer.name}' "
+                              f"({type(layer).__name__}"
+                              f"{' with return_state' if isinstance(layer, LSTM) else ''}) has no "
+                              f"CUDA implementation yet; supported: Dense, Activation, ReLU, "
+                              f"Flatten, Conv2D, MaxPooling2D, AveragePooling2D, "
+                              f"GlobalAveragePooling2D, LSTM")
+
+
+def _offset(view, flat):
+    """Element offset of a view inside its flat buffer."""
+    return (view.__array_interface__["data"][0] - flat.__array_interface__["data"][0]) \
+        // flat.itemsize
+
+
+class DeviceRunner:
+    """The device side of one model (see the module docstring)."""
+
+    def __init__(self, model):
+        from ..models import Sequential
+        if not isinstance(model, Sequential):
+            raise NotImplementedError(f"model.to('cuda'): only Sequential models run on the GPU "
+                                      f"yet, got {type(model).__name__}")
+        if model.dtype != np.float32:
+            raise NotImplementedError(f"model.to('cuda'): the CUDA kernels are float32, the model "
+                                      f"is {model.dtype}")
+        for layer in model._leaf_layers():
+            if getattr(layer, "kernel_regularizer", None) is not None:
+                raise NotImplementedError(f"model.to('cuda'): layer '{layer.name}' has a "
+                                          f"kernel_regularizer, not supported on the GPU yet")
+        self.model = model
+        ext = _ext()
+        if len(model._flat) > 1:
+            raise NotImplementedError("model.to('cuda'): layers of several dtypes")
+        self.flat_host = model._flat[0] if model._flat else None
+        if self.flat_host is not None:
+            self.flat_w = ext.from_numpy(self.flat_host[0])
+            self.flat_g = ext.zeros(self.flat_host[1].shape)
+        self.layers = []
+        for layer in model.layers:
+            weights, grads = [], []
+            for w, g in zip(layer.weights, layer.grads):
+                if self.flat_host is not None and np.shares_memory(w, self.flat_host[0]):
+                    off = _offset(w, self.flat_host[0])
+                    weights.append(self.flat_w.rows(off, off + w.size).reshape(*w.shape))
+                    grads.append(self.flat_g.rows(off, off + w.size).reshape(*w.shape))
+                else:  # a frozen weight: on the device, its gradient never applied
+                    weights.append(ext.from_numpy(np.ascontiguousarray(w, np.float32)))
+                    grads.append(ext.zeros(w.shape))
+            self.layers.append(_device_layer(layer, weights, grads))
+        self.velocity = None  # SGD momentum, on the device, for self.optimizer
+        self.optimizer = None
+        self.inputs = _Buffers()
+        self.loss_step = ext.zeros((1,), "float64")
+
+    # --- weights and optimizer state between host and device ---------------------------------
+    def pull(self):
+        """Copy the device weights (and SGD momentum) into the host arrays."""
+        if self.flat_host is None:
+            return
+        self.flat_host[0][...] = self.flat_w.to_numpy()
+        if self.velocity is not None:
+            self.optimizer.slot(self.flat_host[0], _STATE_SLOT)[...] = self.velocity.to_numpy()
+
+    def push(self):
+        """Copy the host weights to the device (after set_weights)."""
+        if self.flat_host is not None:
+            self.flat_w.upload(self.flat_host[0])
+
+    def _optimizer_state(self):
+        from ..optimizers import SGD
+        opt = self.model.optimizer
+        if type(opt) is not SGD:
+            raise NotImplementedError(f"model.to('cuda'): optimizer {type(opt).__name__} has no "
+                                      f"CUDA implementation yet; use dlfast.optimizers.SGD")
+        if opt is not self.optimizer:  # first step, or compiled again: state from the host
+            self.optimizer = opt
+            self.velocity = None
+            if opt.momentum and self.flat_host is not None:
+                self.velocity = _ext().from_numpy(opt.slot(self.flat_host[0], _STATE_SLOT))
+        return opt
+
+    # --- forward / backward ------------------------------------------------------------------
+    def _upload(self, name, array, dtype="float32"):
+        a = np.ascontiguousarray(array, dtype=dtype)
+        d = self.inputs.get(name, a.shape, dtype)
+        d.upload(a)
+        return d
+
+    def forward(self, x, training, act=None):
+        layers = self.layers
+        for k in range(len(layers) - 1):
+            x = layers[k].forward(x, training)
+        if act is None:
+            return layers[-1].forward(x, training)
+        return layers[-1].forward(x, training, act=act)
+
+    def backward(self, dy):
+        for k in range(len(self.layers) - 1, -1, -1):
+            dy = self.layers[k].backward(dy, k > 0, False)
+
+    def _head(self, x, training):
+        model = self.model
+        return self.forward(x, training, act=0) if model._fused_head() else \
+            self.forward(x, training)
+
+    def _targets(self, y):
+        """(target, labels) device arrays of a prepared batch of y."""
+        if self.model.loss.kernel_name == "sparse_categorical_crossentropy":
+            return None, self._upload("labels", y, "int64")
+        return self._upload("target", np.asarray(y).reshape(len(y), -1)), None
+
+    def _loss(self, out, y, grad, total, scale, accumulate):
+        model = self.model
+        target, labels = y
+        out2 = _rows(out)
+        _ext().loss(total, grad, out2, target, labels, LOSSES[model.loss.kernel_name],
+                    bool(model._head_fused or model.loss.from_logits), scale, accumulate)
+
+    def _count(self, counts, out, y):
+        target, labels = y
+        out2 = _rows(out)
+        threshold = 0.0 if self.model._head_fused else 0.5
+        for m, c in zip(self.model.metrics, counts):
+            if m.kind == "binary" or labels is None:
+                _ext().count_correct(c, out2, target, None, threshold)
+            else:
+                _ext().count_correct(c, out2, None, labels, threshold)
+
+    def train_step(self, x, y, sums=None):
+        """One optimizer step on a host batch; with ``sums`` (loss_sum, [counts]) the step's
+        loss * batch and correct counts are added there, on the device."""
+        opt = self._optimizer_state()
+        xd = self._upload("x", x)
+        yd = self._targets(y)
+        out = self._head(xd, True)
+        out2 = _rows(out)
+        grad = self.inputs.get("dout", out2.shape)
+        self._loss(out, yd, grad, self.loss_step, 1.0, False)
+        if sums is not None:
+            self._loss(out, yd, None, sums[0], float(len(x)), True)
+            self._count(sums[1], out, yd)
+        self.backward(grad.reshape(*out.shape))
+        if self.flat_host is not None:
+            _ext().sgd_update(self.flat_w, self.velocity, self.flat_g,
+                              opt.current_learning_rate(), opt.momentum, opt.nesterov,
+                              float(opt.weight_decay or 0.0))
+        opt.iterations += 1
+
+    def last_loss(self):
+        return float(self.loss_step.to_numpy()[0])
+
+    def new_sums(self):
+        ext = _ext()
+        return ext.zeros((1,), "float64"), [ext.zeros((1,), "int64") for _ in self.model.metrics]
+
+    @staticmethod
+    def read_sums(sums):
+        return float(sums[0].to_numpy()[0]), [int(c.to_numpy()[0]) for c in sums[1]]
+
+    def evaluate(self, x, y, batch_size):
+        """The logs of Model.evaluate (loss, then the metrics), computed on the device."""
+        n = x.shape[0]
+        sums = self.new_sums()
+        for lo in range(0, n, batch_size):
+            hi = min(n, lo + batch_size)
+            out = self._head(self._upload("x", x[lo:hi]), False)
+            yd = self._targets(y[lo:hi])
+            self._loss(out, yd, None, sums[0], float(hi - lo), True)
+            self._count(sums[1], out, yd)
+        total, correct = self.read_sums(sums)
+        logs = {"loss": total / max(n, 1)}
+        for m, c in zip(self.model.metrics, correct):
+            logs[m.name] = c / max(n, 1)
+        return logs
+
+    def predict(self, x, batch_size):
+        outs = [self.forward(self._upload("x", x[lo:lo + batch_size]), False).to_numpy()
+                for lo in range(0, x.shape[0], batch_size)]
+        if not outs:
+            return np.zeros((0,) + self.model.output_shape, np.float32)
+        return np.concatenate(outs) if len(outs) > 1 else outs[0]
+
+
+def move(model, device):
+    """model.to(device): 'cuda' (or 'cuda:0') or 'cpu'. Returns the model."""
+    name = device if isinstance(device, str) else repr(device)
+    if name not in ("cpu", "cuda", "cuda:0"):
+        raise ValueError(f"{model.name}.to: device must be 'cpu' or 'cuda', got {name!r}")
+    if name == "cpu":
+        runner = model._cuda
+        if runner is not None:
+            runner.pull()
+            model._cuda = None
+        model.device = "cpu"
+        return model
+    from . import _require
+    _require("Model.to")
+    if model._cuda is None:
+        model._ensure_built()
+        model._cuda = DeviceRunner(model)
+    model.device = "cuda"
+    return model
+
+
+__all__ = ["DeviceRunner", "move"]
