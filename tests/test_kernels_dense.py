@@ -90,3 +90,36 @@ def test_dense_strided_inputs_give_the_right_answer(dtype, rng):
     exp = ref.dense_backward(dy, x, w, b, "tanh")
     for g, e in zip(got, exp):
         np.testing.assert_allclose(g, e, rtol=0, atol=tol(dtype, 10))
+
+
+@pytest.mark.parametrize("accumulate", [False, True], ids=["overwrite", "accumulate"])
+def test_dense_backward_same_bits_on_one_and_two_threads(dtype, accumulate, rng):
+    # On two threads dense_backward runs its dW and dx products side by side, one per thread;
+    # on one thread one after the other. Both must give the same bits (and match float64).
+    import dlfast
+    N, D, U = 64, 256, 128  # N*D*U large enough for the two-thread path
+    x = rng.uniform(-1, 1, (N, D)).astype(dtype)
+    w = (rng.uniform(-1, 1, (D, U)) / np.sqrt(D)).astype(dtype)
+    b = rng.uniform(-1, 1, U).astype(dtype)
+    dy = rng.uniform(-1, 1, (N, U)).astype(dtype)
+    code = ops.ACTIVATIONS["relu"]
+    y = _core.dense_forward(x, w, b, code)
+    dw0 = rng.uniform(-1, 1, (D, U)).astype(dtype)
+    db0 = rng.uniform(-1, 1, U).astype(dtype)
+    got = {}
+    old = dlfast.get_num_threads()
+    try:
+        for threads in (1, 2):
+            dlfast.set_num_threads(threads)
+            dw, db = dw0.copy(), db0.copy()
+            dx = _core.dense_backward(dy, x, w, y, code, dw, db, True, accumulate)
+            got[threads] = (dx, dw, db)
+    finally:
+        dlfast.set_num_threads(old)
+    for one, two in zip(got[1], got[2]):
+        np.testing.assert_array_equal(one, two)
+    want_dx, want_dw, want_db = ref.dense_backward(dy, x, w, b, "relu")
+    base_dw, base_db = (dw0, db0) if accumulate else (0, 0)
+    np.testing.assert_allclose(got[2][0], want_dx, rtol=0, atol=tol(dtype, U))
+    np.testing.assert_allclose(got[2][1], base_dw + want_dw, rtol=0, atol=tol(dtype, N))
+    np.testing.assert_allclose(got[2][2], base_db + want_db, rtol=0, atol=tol(dtype, N))

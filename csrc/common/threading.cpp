@@ -33,6 +33,9 @@ void set_num_threads(int n) {
 int threads_for_work(double flops) {
   // Below ~2 MFLOP a parallel region's wake-up and join (a few microseconds) is a large
   // share of the work; measured with bench/bench_gemm.py at the Dense shapes.
+  // Inside a parallel region (dense_backward runs its two products side by side) the caller
+  // already shares out the cores: one thread, and no nested region to open.
+  if (omp_in_parallel()) return 1;
   const int n = get_num_threads();
   return flops < 2.0e6 ? 1 : n;
 }

@@ -9,7 +9,8 @@ int get_num_threads();
 void set_num_threads(int n);
 
 // How many threads a job of `flops` floating-point operations should use: 1 below the size
-// where waking a second thread costs more than it saves, else get_num_threads().
+// where waking a second thread costs more than it saves, else get_num_threads(); 1 when
+// called inside a parallel region.
 int threads_for_work(double flops);
 
 // Workspace slots: each thread owns one growable, 64-byte-aligned buffer per slot.
