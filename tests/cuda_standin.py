@@ -120,6 +120,10 @@ def sgd_update(w, v, g, lr, momentum, nesterov, wd):
                      wd)
 
 
+def adam_update(w, m, v, g, lr, b1, b2, eps, t, weight_decay=0.0):
+    _core.adam_update([_f(w)], [_f(g)], [_f(m)], [_f(v)], lr, b1, b2, eps, weight_decay, t)
+
+
 def _padding(in_hw, kernel_hw, out_hw, geometry):
     sh, sw, dh, dw, pt, pl = geometry
     valid = tuple(conv_output_length(n, k, s, d, "valid")

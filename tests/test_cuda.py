@@ -261,17 +261,19 @@ def test_sgd_matches_cpu(momentum, nesterov, wd):
 
 
 @gpu
-def test_adam_matches_the_keras_formula():
+@pytest.mark.parametrize("wd", [0.0, 0.05])
+def test_adam_matches_the_keras_formula(wd):
     rng = np.random.default_rng(4)
     w, g = rand(rng, 517).astype(np.float64), rand(rng, 517).astype(np.float64)
     m, v = np.zeros_like(w), np.zeros_like(w)
     dw, dm, dv, dg = (cuda.from_numpy(a.astype(np.float32)) for a in (w, m, v, g))
     lr, b1, b2, eps = 0.01, 0.9, 0.999, 1e-7
     for t in range(1, 4):
+        w = w - lr * wd * w  # Keras 3's decoupled weight decay, before the step
         m = b1 * m + (1 - b1) * g
         v = b2 * v + (1 - b2) * g * g
         w = w - lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t) * m / (np.sqrt(v) + eps)
-        cuda.ops.adam_update(dw, dm, dv, dg, lr, b1, b2, eps, t)
+        cuda.ops.adam_update(dw, dm, dv, dg, lr, b1, b2, eps, t, weight_decay=wd)
     close(dw, w)
     close(dm, m)
     close(dv, v)
@@ -378,7 +380,17 @@ def _models():
     }
 
 
-def _pair(kind):
+def _sgd():
+    return dlfast.optimizers.SGD(0.05, momentum=0.9)
+
+
+def _adam():
+    """Adam with every option the GPU path takes: decoupled weight decay and a schedule."""
+    lr = dlfast.optimizers.schedules.ExponentialDecay(0.005, decay_steps=3, decay_rate=0.8)
+    return dlfast.optimizers.Adam(lr, beta_1=0.85, beta_2=0.99, weight_decay=0.02)
+
+
+def _pair(kind, optimizer=_sgd):
     build, shape = _models()[kind]
     dlfast.manual_seed(5)
     cpu_model = dlfast.Sequential(build())
@@ -387,8 +399,7 @@ def _pair(kind):
     cpu_model.build(shape)
     gpu_model.set_weights(cpu_model.get_weights())
     for m in (cpu_model, gpu_model):
-        m.compile(dlfast.optimizers.SGD(0.05, momentum=0.9), "sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+        m.compile(optimizer(), "sparse_categorical_crossentropy", metrics=["accuracy"])
     rng = np.random.default_rng(1)
     x = rng.standard_normal((70,) + shape).astype(np.float32)
     y = rng.integers(0, 5, 70)
@@ -396,9 +407,10 @@ def _pair(kind):
 
 
 @gpu
+@pytest.mark.parametrize("optimizer", [_sgd, _adam], ids=["sgd", "adam"])
 @pytest.mark.parametrize("kind", ["mlp", "cnn", "gap", "lstm"])
-def test_training_on_the_gpu_follows_the_cpu_loss_curve(kind):
-    cpu_model, gpu_model, x, y = _pair(kind)
+def test_training_on_the_gpu_follows_the_cpu_loss_curve(kind, optimizer):
+    cpu_model, gpu_model, x, y = _pair(kind, optimizer)
     assert gpu_model.device == "cuda"
     cpu_losses = [cpu_model.train_on_batch(x[:32], y[:32]) for _ in range(6)]
     gpu_losses = [gpu_model.train_on_batch(x[:32], y[:32]) for _ in range(6)]
@@ -491,3 +503,37 @@ def test_device_ops_plumbing_on_the_standin(standin):
                          ops.lstm_backward(None, xs, kernel, rec, dh_last=dh_last)):
         if want is not None:
             close(got, want)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn", "lstm"])
+def test_adam_on_the_standin_equals_the_cpu_run(standin, kind, tmp_path):
+    """Adam (weight decay, schedule) on the stand-in: the same kernels as the CPU run, so the
+    same numbers to the bit: losses, fit history with validation, weights, the m and v slots
+    as save() writes them, and after to('cpu') training goes on as if never interrupted."""
+    from safetensors.numpy import load_file
+    cpu_model, gpu_model, x, y = _pair(kind, _adam)
+    cpu_losses = [cpu_model.train_on_batch(x[:32], y[:32]) for _ in range(3)]
+    gpu_losses = [gpu_model.train_on_batch(x[:32], y[:32]) for _ in range(3)]
+    assert gpu_losses == cpu_losses
+    assert cpu_losses[-1] < cpu_losses[0]
+    hc = cpu_model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0,
+                       validation_data=(x[:20], y[:20]))
+    hg = gpu_model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0,
+                       validation_data=(x[:20], y[:20]))
+    assert hg.history == hc.history
+    for wg, wc in zip(gpu_model.get_weights(), cpu_model.get_weights()):
+        np.testing.assert_array_equal(wg, wc)
+    cpu_model.save(tmp_path / "cpu.dlfast")
+    gpu_model.save(tmp_path / "gpu.dlfast")
+    saved_c, saved_g = load_file(tmp_path / "cpu.dlfast"), load_file(tmp_path / "gpu.dlfast")
+    assert sorted(saved_g) == sorted(saved_c)
+    slots = [k for k in saved_c if k.endswith(("/momentum", "/velocity"))]
+    assert len(slots) == 2 and all(np.any(saved_c[k] != 0) for k in slots)
+    for key in saved_c:
+        np.testing.assert_array_equal(saved_g[key], saved_c[key], err_msg=key)
+    gpu_model.to("cpu")
+    for _ in range(3):
+        assert gpu_model.train_on_batch(x[32:64], y[32:64]) == \
+            cpu_model.train_on_batch(x[32:64], y[32:64])
+    for wg, wc in zip(gpu_model.get_weights(), cpu_model.get_weights()):
+        np.testing.assert_array_equal(wg, wc)

@@ -261,13 +261,13 @@ __global__ void sgd_kernel(float* w, float* v, const float* g, int64_t n, float 
 }
 
 __global__ void adam_kernel(float* w, float* m, float* v, const float* g, int64_t n,
-                            float lr_t, float b1, float b2, float eps) {
+                            float lr_t, float b1, float b2, float eps, float decay) {
   GRID_STRIDE(i, n) {
     const float gi = g[i];
     const float mi = b1 * m[i] + (1.f - b1) * gi;
     const float vi = b2 * v[i] + (1.f - b2) * gi * gi;
     m[i] = mi, v[i] = vi;
-    w[i] -= lr_t * mi / (sqrtf(vi) + eps);
+    w[i] = w[i] * decay - lr_t * mi / (sqrtf(vi) + eps);
   }
 }
 
@@ -331,12 +331,14 @@ void sgd_update(float* w, float* v, const float* g, int64_t n, float lr, float m
 }
 
 void adam_update(float* w, float* m, float* v, const float* g, int64_t n, float lr, float beta1,
-                 float beta2, float epsilon, int64_t t, cudaStream_t stream) {
+                 float beta2, float epsilon, int64_t t, float weight_decay,
+                 cudaStream_t stream) {
   if (n <= 0) return;
   const double lr_t = double(lr) * std::sqrt(1.0 - std::pow(double(beta2), double(t))) /
                       (1.0 - std::pow(double(beta1), double(t)));
+  const float decay = float(1.0 - double(lr) * double(weight_decay));  // as the CPU kernel
   adam_kernel<<<blocks_for(n), kThreads, 0, stream>>>(w, m, v, g, n, float(lr_t), beta1, beta2,
-                                                      epsilon);
+                                                      epsilon, decay);
 }
 
 }  // namespace cuda

@@ -62,9 +62,10 @@ void count_correct(int64_t* count, const float* y_pred, const float* target,
 void sgd_update(float* w, float* v, const float* g, int64_t n, float lr, float momentum,
                 bool nesterov, float weight_decay, cudaStream_t stream);
 // Keras Adam at step t (1-based): m = b1 m + (1-b1) g, v = b2 v + (1-b2) g^2,
-// w -= lr sqrt(1-b2^t)/(1-b1^t) m / (sqrt(v) + eps).
+// w = w (1 - lr wd) - lr sqrt(1-b2^t)/(1-b1^t) m / (sqrt(v) + eps) (decoupled weight decay wd,
+// Keras 3's w -= lr*wd*w before the step).
 void adam_update(float* w, float* m, float* v, const float* g, int64_t n, float lr, float beta1,
-                 float beta2, float epsilon, int64_t t, cudaStream_t stream);
+                 float beta2, float epsilon, int64_t t, float weight_decay, cudaStream_t stream);
 
 // y[N,P,Q,K] = act(conv2d(x[N,H,W,C], w[R,S,C,K]) + b[K]) as an implicit GEMM (no im2col
 // buffer); b may be null.

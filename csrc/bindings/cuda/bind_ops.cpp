@@ -259,7 +259,7 @@ void bind_loss_and_updates(py::module_& m) {
      py::arg("nesterov"), py::arg("weight_decay"));
 
   m.def("adam_update", [](py::handle w_, py::handle m_, py::handle v_, py::handle g_, double lr,
-                          double b1, double b2, double eps, int64_t t) {
+                          double b1, double b2, double eps, int64_t t, double wd) {
     const char* fn = "adam_update";
     DeviceArray& w = f32_arg(w_, fn, "w", -1);
     DeviceArray& g = f32_arg(g_, fn, "g", int(w.shape.size()), w.shape);
@@ -268,10 +268,11 @@ void bind_loss_and_updates(py::module_& m) {
     if (t < 1) throw py::value_error("adam_update: step t must be >= 1, got " + std::to_string(t));
     run(fn, [&] {
       cuda::adam_update(w.f32(), mm.f32(), v.f32(), g.f32(), w.size(), float(lr), float(b1),
-                        float(b2), float(eps), t, kStream);
+                        float(b2), float(eps), t, float(wd), kStream);
     });
   }, py::arg("w"), py::arg("m"), py::arg("v"), py::arg("g"), py::arg("learning_rate"),
-     py::arg("beta_1"), py::arg("beta_2"), py::arg("epsilon"), py::arg("t"));
+     py::arg("beta_1"), py::arg("beta_2"), py::arg("epsilon"), py::arg("t"),
+     py::arg("weight_decay") = 0.0);
 }
 
 void bind_conv_pool(py::module_& m) {

@@ -137,10 +137,13 @@ def sgd_update(weights, grads, velocities=None, learning_rate=0.01, momentum=0.0
                        float(weight_decay or 0.0))
 
 
-def adam_update(w, m, v, g, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, t=1):
-    """One Keras Adam step (t counts from 1) on device arrays, in place."""
+def adam_update(w, m, v, g, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, t=1,
+                weight_decay=0.0):
+    """One Keras Adam step (t counts from 1) on device arrays, in place; weight_decay is
+    decoupled (w -= learning_rate*weight_decay*w first), as dlfast.optimizers.Adam."""
     _ext("adam_update").adam_update(w, m, v, g, float(learning_rate), float(beta_1),
-                                    float(beta_2), float(epsilon), int(t))
+                                    float(beta_2), float(epsilon), int(t),
+                                    float(weight_decay or 0.0))
 
 
 # --- convolution and pooling -------------------------------------------------------------

@@ -6,10 +6,10 @@ first). A training step reads nothing back: fit adds each step's loss and correc
 on the device and reads them once per epoch; train_on_batch reads its one loss.
 
 Supported: Sequential models of Dense, Activation/ReLU, Flatten, Conv2D, MaxPooling2D,
-AveragePooling2D, GlobalAveragePooling2D and LSTM (no return_state), float32, optimizer SGD
-(momentum, Nesterov, weight decay, schedules). Anything else raises NotImplementedError
-naming it. The host arrays (layer.weights) are refreshed by get_weights(), save() and
-to('cpu')."""
+AveragePooling2D, GlobalAveragePooling2D and LSTM (no return_state), float32, optimizers SGD
+(momentum, Nesterov, weight decay, schedules) and Adam (weight decay, schedules). Anything
+else raises NotImplementedError naming it. The host arrays (layer.weights and the optimizer's
+slots) are refreshed by get_weights(), save() and to('cpu')."""
 
 import numpy as np
 
@@ -18,9 +18,19 @@ from ..layers.core import Activation, Dense, Flatten
 from ..layers.pooling import AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D
 from ..layers.recurrent import LSTM
 from ..ops import LOSSES
+from ..optimizers import SGD, Adam
 from . import ops as device_ops
 
-_STATE_SLOT = "momentum"  # the SGD slot (dlfast.optimizers.SGD) kept on the device
+
+def _device_slots(opt):
+    """Names of the slots of ``opt`` (dlfast.optimizers) that live on the device, in the order
+    its CUDA update takes them; NotImplementedError for an optimizer with no CUDA update."""
+    if type(opt) is SGD:
+        return ("momentum",) if opt.momentum else ()
+    if type(opt) is Adam:
+        return ("momentum", "velocity")
+    raise NotImplementedError(f"model.to('cuda'): optimizer {type(opt).__name__} has no CUDA "
+                              f"implementation yet; use dlfast.optimizers.SGD or Adam")
 
 
 def _rows(a):
@@ -239,19 +249,19 @@ class DeviceRunner:
                     weights.append(ext.from_numpy(np.ascontiguousarray(w, np.float32)))
                     grads.append(ext.zeros(w.shape))
             self.layers.append(_device_layer(layer, weights, grads))
-        self.velocity = None  # SGD momentum, on the device, for self.optimizer
+        self.slots = {}  # slot name -> its device array, for self.optimizer
         self.optimizer = None
         self.inputs = _Buffers()
         self.loss_step = ext.zeros((1,), "float64")
 
     # --- weights and optimizer state between host and device ---------------------------------
     def pull(self):
-        """Copy the device weights (and SGD momentum) into the host arrays."""
+        """Copy the device weights (and optimizer slots) into the host arrays."""
         if self.flat_host is None:
             return
         self.flat_host[0][...] = self.flat_w.to_numpy()
-        if self.velocity is not None:
-            self.optimizer.slot(self.flat_host[0], _STATE_SLOT)[...] = self.velocity.to_numpy()
+        for name, state in self.slots.items():
+            self.optimizer.slot(self.flat_host[0], name)[...] = state.to_numpy()
 
     def push(self):
         """Copy the host weights to the device (after set_weights)."""
@@ -259,17 +269,25 @@ class DeviceRunner:
             self.flat_w.upload(self.flat_host[0])
 
     def _optimizer_state(self):
-        from ..optimizers import SGD
         opt = self.model.optimizer
-        if type(opt) is not SGD:
-            raise NotImplementedError(f"model.to('cuda'): optimizer {type(opt).__name__} has no "
-                                      f"CUDA implementation yet; use dlfast.optimizers.SGD")
+        names = _device_slots(opt)
         if opt is not self.optimizer:  # first step, or compiled again: state from the host
             self.optimizer = opt
-            self.velocity = None
-            if opt.momentum and self.flat_host is not None:
-                self.velocity = _ext().from_numpy(opt.slot(self.flat_host[0], _STATE_SLOT))
+            self.slots = {} if self.flat_host is None else {
+                name: _ext().from_numpy(opt.slot(self.flat_host[0], name)) for name in names}
         return opt
+
+    def _update(self, opt):
+        """One step of ``opt`` on the flat weights from the flat gradients, on the device (the
+        same formula as the optimizer's CPU step; opt.iterations not yet advanced)."""
+        lr, wd = opt.current_learning_rate(), float(opt.weight_decay or 0.0)
+        if type(opt) is Adam:
+            _ext().adam_update(self.flat_w, self.slots["momentum"], self.slots["velocity"],
+                               self.flat_g, lr, opt.beta_1, opt.beta_2, opt.epsilon,
+                               opt.iterations + 1, wd)
+        else:  # SGD (_device_slots admits no other)
+            _ext().sgd_update(self.flat_w, self.slots.get("momentum"), self.flat_g, lr,
+                              opt.momentum, opt.nesterov, wd)
 
     # --- forward / backward ------------------------------------------------------------------
     def _upload(self, name, array, dtype="float32"):
@@ -333,9 +351,7 @@ class DeviceRunner:
             self._count(sums[1], out, yd)
         self.backward(grad.reshape(*out.shape))
         if self.flat_host is not None:
-            _ext().sgd_update(self.flat_w, self.velocity, self.flat_g,
-                              opt.current_learning_rate(), opt.momentum, opt.nesterov,
-                              float(opt.weight_decay or 0.0))
+            self._update(opt)
         opt.iterations += 1
 
     def last_loss(self):
