@@ -31,8 +31,9 @@ namespace dlfast {
 namespace DLFAST_ISA {
 namespace {
 
-// Gates and state update of rows [n0, n1) at step t for units [u0, u1). z (the step's
-// pre-activations, row stride ldz) is overwritten with the activated gates i, f, c~, o.
+// Gates and state update of `rows` batch rows at one step, units [u0, u1): z (the step's
+// pre-activations, row stride ldz) is overwritten with the activated gates i, f, c~, o; c and
+// h (row stride lds) get c_t and h_t; c_prev (row stride ldcp) is c_{t-1}, null for zeros.
 template <typename T>
 void cell_forward(T* z, int64_t ldz, T* c, T* h, int64_t lds, const T* c_prev, int64_t ldcp,
                   int64_t rows, int64_t U, int64_t u0, int64_t u1) {
