@@ -20,7 +20,6 @@
 #include <omp.h>
 
 #include <cstring>
-#include <new>
 
 #include "common/threading.h"
 #include "cpu/gemm_micro.h"
@@ -153,13 +152,10 @@ int loop_threads(int64_t N, int64_t L, int64_t U) {
   return int(nt < N ? nt : N);
 }
 
-// Slice t of nt of [0, n), in whole units of `unit` (the last slice takes the remainder).
-inline void thread_slice(int64_t n, int64_t unit, int t, int nt, int64_t& lo, int64_t& hi) {
-  const int64_t units = (n + unit - 1) / unit;
-  lo = units * t / nt * unit;
-  hi = units * (t + 1) / nt * unit;
-  lo = lo < n ? lo : n;
-  hi = hi < n ? hi : n;
+// Slice t of nt of [0, n).
+inline void thread_slice(int64_t n, int t, int nt, int64_t& lo, int64_t& hi) {
+  lo = n * t / nt;
+  hi = n * (t + 1) / nt;
 }
 
 }  // namespace
@@ -182,14 +178,14 @@ void lstm_forward(T* H, T* C, T* Z, const T* x, const T* W, const T* R, const T*
   {
     const int t = omp_get_thread_num(), n_t = omp_get_num_threads();
     int64_t lo, hi;
-    thread_slice(panels, 1, t, n_t, lo, hi);  // each thread packs some panels, all use all
+    thread_slice(panels, t, n_t, lo, hi);  // each thread packs some panels, all use all
     for (int64_t p = lo; p < hi; ++p)
       for (int q = 0; q < 4; ++q)
         pack_slices<NR>(Rp + (4 * p + q) * U * NR, R + q * U + p * NR, G,
                         min64(NR, U - p * NR), U);
 #pragma omp barrier
     int64_t r0, r1;
-    thread_slice(N, 1, t, n_t, r0, r1);  // this thread's batch rows
+    thread_slice(N, t, n_t, r0, r1);  // this thread's batch rows
     for (int64_t step = 0; step < L; ++step) {
       // h_{t-1}, c_{t-1}: row n at + n * ld (null at step 0 without an initial state: zeros).
       const T* h_prev = step > 0 ? H + (step - 1) * U : h0;
@@ -218,32 +214,32 @@ void lstm_backward(T* dx, T* dW, T* dR, T* db, T* dh0, T* dc0, const T* dH, cons
                    const T* H, const T* C, const T* Z, const LstmShape& s, bool accumulate) {
   using Bk = Blocking<T>;
   constexpr int64_t NR = Bk::NR, MR = Bk::MR;
-  const int64_t N = s.N, L = s.L, D = s.D, U = s.U, G = 4 * U, NL = N * L, DU = D + U;
+  const int64_t N = s.N, L = s.L, D = s.D, U = s.U, G = 4 * U, NL = N * L, K = D + U + 1;
   if (N <= 0 || L <= 0 || U <= 0) return;
   const int64_t panels = (U + NR - 1) / NR;
   // Workspaces, once per call: dz of every step (N*L x G); the packed R^T panels (unit panel
   // p at RpT + p * G * NR, b(k, j) = R[p*NR + j, k] at k * NR + j); the carried dc (N x U) and
-  // dh from the next step (N x U); the rows [x_t, h_{t-1}] of every step (N*L x (D+U)) and
-  // their product with dz ((D+U) x G), which holds dW over dR.
+  // dh from the next step (N x U); the rows [x_t, h_{t-1}, 1] of every step (N*L x K,
+  // K = D+U+1) and their product with dz (K x G), which holds dW over dR over db.
   T* dZ = static_cast<T*>(thread_workspace(kLstmGates, sizeof(T) * NL * G));
   T* RpT = static_cast<T*>(thread_workspace(kLstmPack, sizeof(T) * panels * G * NR));
   T* state = static_cast<T*>(
-      thread_workspace(kLstmState, sizeof(T) * (2 * N * U + NL * DU + DU * G)));
+      thread_workspace(kLstmState, sizeof(T) * (2 * N * U + NL * K + K * G)));
   T* dc = state;
   T* dh = dc + N * U;
   T* XH = dh + N * U;
-  T* dWR = XH + NL * DU;
+  T* dWRb = XH + NL * K;
   const int nt = loop_threads<T>(N, L, U);
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
     const int t = omp_get_thread_num(), n_t = omp_get_num_threads();
     int64_t lo, hi;
-    thread_slice(panels, 1, t, n_t, lo, hi);
+    thread_slice(panels, t, n_t, lo, hi);
     for (int64_t p = lo; p < hi; ++p)
       pack_strips<NR>(RpT + p * G * NR, R + p * NR * G, G, min64(NR, U - p * NR), G);
 #pragma omp barrier
     int64_t r0, r1;
-    thread_slice(N, 1, t, n_t, r0, r1);
+    thread_slice(N, t, n_t, r0, r1);
     for (int64_t n = r0; n < r1; ++n)
       for (int64_t u = 0; u < U; ++u) dc[n * U + u] = dcL ? dcL[n * U + u] : T(0);
     // dh_{t} from step t+1: dh = dz_{t+1} R^T for this thread's rows, every unit panel.
@@ -274,10 +270,12 @@ void lstm_backward(T* dx, T* dW, T* dR, T* db, T* dh0, T* dc0, const T* dH, cons
     if (dc0)
       for (int64_t n = r0; n < r1; ++n)
         for (int64_t u = 0; u < U; ++u) dc0[n * U + u] = dc[n * U + u];
-    // Rows [x_t, h_{t-1}] of every (n, t), h_{-1} = h0 (or zeros), for the weight gradients.
+    // Rows [x_t, h_{t-1}, 1] of every (n, t), h_{-1} = h0 (or zeros), for the weight
+    // gradients (the 1 makes the product's last row the bias gradient, the sum of dz).
     for (int64_t n = r0; n < r1; ++n)
       for (int64_t step = 0; step < L; ++step) {
-        T* row = XH + (n * L + step) * DU;
+        T* row = XH + (n * L + step) * K;
+        row[D + U] = T(1);
         std::memcpy(row, x + (n * L + step) * D, sizeof(T) * D);
         const T* hp = step > 0 ? H + (n * L + step - 1) * U : (h0 ? h0 + n * U : nullptr);
         if (hp)
@@ -286,19 +284,14 @@ void lstm_backward(T* dx, T* dW, T* dR, T* db, T* dh0, T* dc0, const T* dH, cons
           std::memset(row + D, 0, sizeof(T) * U);
       }
   }
-  // [dW; dR] = [x, h_prev]^T dz: one GEMM over every step (dz packed once for both).
-  gemm<T>(dWR, XH, dZ, nullptr, DU, G, NL, DU, G, G, true, false, false, false);
-  for (int64_t i = 0; i < DU * G; ++i) {
-    T* dst = i < D * G ? dW + i : dR + (i - D * G);
-    *dst = accumulate ? *dst + dWR[i] : dWR[i];
-  }
-  if (db) {
-    if (!accumulate) std::memset(db, 0, sizeof(T) * G);
-    for (int64_t r = 0; r < NL; ++r) {
-      const T* dz = dZ + r * G;
-      for (int64_t j = 0; j < G; ++j) db[j] += dz[j];
-    }
-  }
+  // [dW; dR; db] = [x, h_prev, 1]^T dz: one GEMM over every step (dz packed once for all).
+  gemm<T>(dWRb, XH, dZ, nullptr, K, G, NL, K, G, G, true, false, false, false);
+  auto store = [&](T* dst, const T* src, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = accumulate ? dst[i] + src[i] : src[i];
+  };
+  store(dW, dWRb, D * G);
+  store(dR, dWRb + D * G, U * G);
+  if (db) store(db, dWRb + (D + U) * G, G);
   if (dx) gemm<T>(dx, dZ, W, nullptr, NL, D, G, G, G, D, false, true, false, false);
 }
 

@@ -41,8 +41,7 @@ class LSTM(Layer):
         if len(input_shape) != 2:
             raise ValueError(f"{self.name}: LSTM needs inputs (batch, time, features), got "
                              f"input shape (batch, {', '.join(map(str, input_shape))})")
-        out = (input_shape[0], self.units) if self.return_sequences else (self.units,)
-        return out
+        return (input_shape[0], self.units) if self.return_sequences else (self.units,)
 
     def build_weights(self, input_shape):
         u = self.units
