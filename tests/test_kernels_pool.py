@@ -28,6 +28,10 @@ CASES = [
     ((2, 6, 5, 1), (2, 3), (3, 2), "same"),
     ((1, 4, 5, 300), (2, 2), (1, 1), "same"),     # more channels than one kernel block (256)
     ((3, 10, 9, 3), (3, 3), (3, 3), "valid"),     # pool == stride, odd
+    # windows tiling the input exactly (max backward's register path), channels = whole
+    # vectors plus a scalar tail, square and rectangular windows
+    ((2, 6, 9, 19), (2, 3), (2, 3), "valid"),
+    ((3, 9, 9, 8), (3, 3), (3, 3), "same"),
 ]
 
 
