@@ -99,6 +99,10 @@ CASES = [
     (2, 20, 20, 128, 3, 3, 4, (1, 1), "valid", (1, 1)),  # ... more slices (float64)
     (11, 6, 6, 8, 3, 3, 5, (1, 1), "same", (1, 1)),      # backward units of 1 and 2 images
     (40, 8, 8, 16, 3, 3, 4, (1, 1), "same", (1, 1)),     # several forward chunks of whole images
+    # small L (dW straight from x): several chunks per image and a 4-filter tail (K = 20);
+    # L = 8 = 6 + 2 taps (a 2-row tile) with strides, dilation and padding on both sides
+    (3, 40, 12, 2, 3, 3, 20, (1, 1), "same", (1, 1)),
+    (2, 9, 7, 2, 2, 2, 17, (2, 1), "same", (1, 2)),
 ]
 
 

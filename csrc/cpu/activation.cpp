@@ -60,8 +60,11 @@ void backward_range(T* dx, const T* dy, const T* y, int64_t lo, int64_t hi, Acti
       if (dx != dy)
         for (int64_t i = lo; i < hi; ++i) dx[i] = dy[i];
       break;
-    case Activation::relu:
-      for (int64_t i = lo; i < hi; ++i) dx[i] = y[i] > 0 ? dy[i] : T(0);
+    case Activation::relu:  // dy read unconditionally: GCC then vectorises the select
+      for (int64_t i = lo; i < hi; ++i) {  // (a conditional read stayed a scalar branch,
+        const T d = dy[i];                   // mispredicted on every other value)
+        dx[i] = y[i] > 0 ? d : T(0);
+      }
       break;
     case Activation::sigmoid:
       for (int64_t i = lo; i < hi; ++i) dx[i] = dy[i] * y[i] * (T(1) - y[i]);

@@ -34,24 +34,17 @@ struct Blocking {
   static constexpr int64_t NC = 3072;
 };
 
-// The same tile with A read in place (a(i,k) at a + i*a_rs + k*a_cs; rows past mr re-read
-// row 0, computed but never stored) and B at b + k*ldb + j, NR wide: the small-product path.
-// MR (a template argument) may be made smaller than the register tile's for short edges: a
-// tile of few rows then costs in proportion (the LSTM's batch slices end in such tiles).
-template <typename T, int MR = Blocking<T>::MR>
-inline void micro_strided(int64_t kc, const T* a, int64_t a_rs, int64_t a_cs, const T* b,
-                          int64_t ldb, T* c, int64_t ldc, int64_t mr, int64_t nr,
-                          bool accumulate, const T* bias, bool relu) {
+// acc += a . b over kc steps: row i of A at rows[i][k * a_cs], B at b + k*ldb + j (NR wide).
+// The register tile's inner loop; the drivers below and conv2d's weight gradient (A = input
+// taps read in place, accumulated over several runs of pixels before one store) call it.
+template <typename T, int MR>
+inline void micro_accumulate(vec_t<T> (&acc)[MR][Blocking<T>::NV], int64_t kc,
+                             const T* const* rows, int64_t a_cs, const T* b, int64_t ldb) {
   using V = vec_t<T>;
   constexpr int NV = Blocking<T>::NV, L = Vec<T>::lanes;
-  V acc[MR][NV];
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j) acc[i][j] = V{};
   const T* row[MR];
 #pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i) row[i] = a + (i < mr ? i : 0) * a_rs;
+  for (int i = 0; i < MR; ++i) row[i] = rows[i];
   for (int64_t k = 0; k < kc; ++k) {
     V bv[NV];
 #pragma GCC unroll 4
@@ -63,7 +56,43 @@ inline void micro_strided(int64_t kc, const T* a, int64_t a_rs, int64_t a_cs, co
       for (int j = 0; j < NV; ++j) acc[i][j] += ai * bv[j];
     }
   }
+}
+
+// The same tile with A read in place (a(i,k) at a + i*a_rs + k*a_cs; rows past mr re-read
+// row 0, computed but never stored) and B at b + k*ldb + j, NR wide: the small-product path.
+// MR (a template argument) may be made smaller than the register tile's for short edges: a
+// tile of few rows then costs in proportion (the LSTM's batch slices end in such tiles).
+template <typename T, int MR = Blocking<T>::MR>
+inline void micro_strided(int64_t kc, const T* a, int64_t a_rs, int64_t a_cs, const T* b,
+                          int64_t ldb, T* c, int64_t ldc, int64_t mr, int64_t nr,
+                          bool accumulate, const T* bias, bool relu) {
+  constexpr int NV = Blocking<T>::NV;
+  vec_t<T> acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) acc[i][j] = vec_t<T>{};
+  const T* row[MR];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) row[i] = a + (i < mr ? i : 0) * a_rs;
+  micro_accumulate<T, MR>(acc, kc, row, a_cs, b, ldb);
   store_tile<T, MR, NV>(acc, c, ldc, mr, nr, accumulate, bias, relu);
+}
+
+// micro_strided for a tile of mr <= MR rows, with a smaller register tile for short ones so
+// that a tile of few rows (the last rows of the LSTM's batch slices, the last kernel taps of
+// conv2d's small-L weight gradient) costs in proportion to their number.
+template <typename T>
+inline void micro_rows(int64_t kc, const T* a, int64_t a_rs, int64_t a_cs, const T* b,
+                       int64_t ldb, T* c, int64_t ldc, int64_t mr, int64_t nr, bool accumulate) {
+  constexpr int64_t MR = Blocking<T>::MR;
+  if (mr > MR / 2 || MR <= 2)
+    micro_strided<T>(kc, a, a_rs, a_cs, b, ldb, c, ldc, mr, nr, accumulate, nullptr, false);
+  else if (mr > 2)
+    micro_strided<T, int(MR / 2)>(kc, a, a_rs, a_cs, b, ldb, c, ldc, mr, nr, accumulate,
+                                  nullptr, false);
+  else
+    micro_strided<T, 2>(kc, a, a_rs, a_cs, b, ldb, c, ldc, mr, nr, accumulate, nullptr, false);
 }
 
 // Packing. Both packed layouts are "R-wide panels, k-major": element (r, k) of a panel at

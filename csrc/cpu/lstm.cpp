@@ -126,21 +126,6 @@ void cell_backward(T* dz, int64_t ldz, T* dc, const T* dh_rec, int64_t ld_rec,
   }
 }
 
-// micro_strided for a tile of mr <= MR rows, with a smaller register tile for short ones so
-// that a batch slice's last rows cost in proportion to their number.
-template <typename T>
-inline void micro_rows(int64_t kc, const T* a, int64_t a_rs, const T* b, T* c, int64_t ldc,
-                       int64_t mr, int64_t nr, bool accumulate) {
-  constexpr int64_t NR = Blocking<T>::NR, MR = Blocking<T>::MR;
-  if (mr > MR / 2 || MR <= 2)
-    micro_strided<T>(kc, a, a_rs, 1, b, NR, c, ldc, mr, nr, accumulate, nullptr, false);
-  else if (mr > 2)
-    micro_strided<T, int(MR / 2)>(kc, a, a_rs, 1, b, NR, c, ldc, mr, nr, accumulate, nullptr,
-                                  false);
-  else
-    micro_strided<T, 2>(kc, a, a_rs, 1, b, NR, c, ldc, mr, nr, accumulate, nullptr, false);
-}
-
 // Threads for the time loop. The batch rows are independent, so each thread takes an equal
 // slice of the batch through every step on its own: no barrier per step, no h shared between
 // cores (a per-step barrier, with the units split instead, measured 20x slower on a loaded
@@ -198,7 +183,7 @@ void lstm_forward(T* H, T* C, T* Z, const T* x, const T* W, const T* R, const T*
           T* z = Z + (n0 * L + step) * G;
           if (h_prev)
             for (int q = 0; q < 4; ++q)
-              micro_rows<T>(U, h_prev + n0 * ld, ld, Rp + (4 * p + q) * U * NR,
+              micro_rows<T>(U, h_prev + n0 * ld, ld, 1, Rp + (4 * p + q) * U * NR, NR,
                             z + q * U + u0, L * G, mr, nr, true);
           cell_forward(z, L * G, C + (n0 * L + step) * U, H + (n0 * L + step) * U, L * U,
                        c_prev ? c_prev + n0 * ld : nullptr, ld, mr, U, u0, u0 + nr);
@@ -247,7 +232,7 @@ void lstm_backward(T* dx, T* dW, T* dR, T* db, T* dh0, T* dc0, const T* dH, cons
       for (int64_t p = 0; p < panels; ++p) {
         const int64_t u0 = p * NR, nr = min64(NR, U - u0);
         for (int64_t n0 = r0; n0 < r1; n0 += MR)
-          micro_rows<T>(G, dZ + (n0 * L + step_next) * G, L * G, RpT + p * G * NR,
+          micro_rows<T>(G, dZ + (n0 * L + step_next) * G, L * G, 1, RpT + p * G * NR, NR,
                         out + n0 * ld_out + u0, ld_out, min64(MR, r1 - n0), nr, false);
       }
     };
