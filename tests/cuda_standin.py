@@ -52,6 +52,21 @@ def synchronize():
     pass
 
 
+_allow_tf32 = [False]
+
+
+def set_allow_tf32(allow):
+    _allow_tf32[0] = bool(allow)
+
+
+def allow_tf32():
+    return _allow_tf32[0]
+
+
+def tf32_active():
+    return False  # the stand-in computes in float32 on the CPU
+
+
 def empty(shape, dtype="float32"):
     return Array(np.full(shape, np.nan if dtype != "int64" else -1, dtype))
 

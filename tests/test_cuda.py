@@ -165,6 +165,52 @@ def test_gemm_matches_numpy(m, n, k, trans_a, trans_b):
     close(cuda.ops.matmul(a, b, trans_a, trans_b), want, k)
 
 
+@pytest.fixture
+def tf32():
+    """TF32 allowed for one test, then forbidden again whatever happens."""
+    cuda.set_tf32(True)
+    yield
+    cuda.set_tf32(False)
+
+
+def tf32_residual(a, b, want, k):
+    """max |got - want| of a product with inputs rounded to TF32 (10-bit mantissa), in units
+    of the bound sqrt(k) * 2^-10 * max|a| * max|b| (rounding both inputs moves each term by
+    at most ~2^-10 of its size; the errors of k terms add up like a random walk)."""
+    bound = np.sqrt(k) * 2.0 ** -10 * np.abs(a).max() * np.abs(b).max()
+    return lambda got: np.abs(cuda.to_numpy(got) - want).max() / bound
+
+
+@gpu
+@pytest.mark.parametrize("m,n,k", [(7, 13, 5), (129, 257, 300), (1100, 130, 67),
+                                   (64, 64, 5000)])
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, True)])
+def test_gemm_with_tf32_is_within_tf32_rounding_and_off_by_default(tf32, m, n, k, trans_a,
+                                                                    trans_b):
+    rng = np.random.default_rng(m + n * 3 + k)
+    a = rand(rng, *((k, m) if trans_a else (m, k)))
+    b = rand(rng, *((n, k) if trans_b else (k, n)))
+    opa, opb = (a.T if trans_a else a), (b.T if trans_b else b)
+    want = opa.astype(np.float64) @ opb
+    err = tf32_residual(opa, opb, want, k)
+    got = cuda.ops.matmul(a, b, trans_a, trans_b)
+    assert err(got) < 1.0
+    cuda.set_tf32(False)  # full float32 again: far more accurate than the TF32 bound
+    close(cuda.ops.matmul(a, b, trans_a, trans_b), want, k)
+    cuda.set_tf32(True)
+    if k >= 64 and cuda._cuda.tf32_active():  # a GPU with TF32 tensor cores
+        assert err(got) > 1e-3  # TF32 really ran: its rounding is visible
+
+
+@gpu
+def test_conv_with_tf32_stays_close_to_the_cpu(tf32):
+    rng = np.random.default_rng(7)
+    x, w, b = rand(rng, 8, 15, 15, 32), rand(rng, 3, 3, 32, 64) * 0.1, rand(rng, 64)
+    want = ops.conv2d_forward(x, w, b)
+    got = cuda.to_numpy(cuda.ops.conv2d_forward(x, w, b))
+    assert np.abs(got - want).max() < 3e-3 * np.abs(want).max()
+
+
 @gpu
 @pytest.mark.parametrize("activation", ["linear", "relu", "sigmoid", "tanh", "softmax"])
 @pytest.mark.parametrize("n,d,u", [(1, 3, 2), (31, 17, 10), (200, 129, 65)])
@@ -460,6 +506,25 @@ def standin(monkeypatch):
     monkeypatch.setattr(cuda, "Array", cuda_standin.Array)
     monkeypatch.setattr(cuda, "_status", (1, ""))
     return cuda_standin
+
+
+def test_tf32_is_off_by_default_and_takes_only_booleans():
+    assert cuda.tf32_enabled() is False
+    if cuda._cuda is not None:
+        assert cuda._cuda.allow_tf32() is False
+    for bad in (1, "yes", None):
+        with pytest.raises(TypeError, match="set_tf32: expected True or False"):
+            cuda.set_tf32(bad)
+    assert cuda.tf32_enabled() is False
+
+
+def test_set_tf32_reaches_the_module(standin):
+    try:
+        cuda.set_tf32(True)
+        assert cuda.tf32_enabled() and standin.allow_tf32()
+    finally:
+        cuda.set_tf32(False)
+    assert not cuda.tf32_enabled() and not standin.allow_tf32()
 
 
 @pytest.mark.parametrize("kind", ["mlp", "cnn", "gap", "lstm"])

@@ -17,6 +17,24 @@ int gemm_sm_count() {
   return count;
 }
 
+namespace {
+bool g_allow_tf32 = false;  // host-side switch, read at each launch
+}  // namespace
+
+void set_allow_tf32(bool allow) { g_allow_tf32 = allow; }
+bool allow_tf32() { return g_allow_tf32; }
+
+bool gemm_use_tf32() {
+  static const bool has_tensor_cores = [] {
+    int device = 0, major = 0;
+    return cudaGetDevice(&device) == cudaSuccess &&
+           cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) ==
+               cudaSuccess &&
+           major >= 8;
+  }();
+  return g_allow_tf32 && has_tensor_cores;
+}
+
 void gemm(float* C, const float* A, const float* B, const float* bias, int64_t M, int64_t N,
           int64_t K, int64_t lda, int64_t ldb, int64_t ldc, bool trans_a, bool trans_b,
           bool accumulate, Activation act, cudaStream_t stream) {

@@ -16,10 +16,12 @@
 // clears C first unless accumulating, and never asks for bias or activation.
 #pragma once
 #include <cuda_runtime.h>
+#include <mma.h>
 
 #include <cstdint>
 
 #include "common/dispatch.h"
+#include "cuda/kernels.h"
 
 namespace dlfast {
 namespace cuda {
@@ -176,6 +178,95 @@ __global__ void __launch_bounds__(kGemmThreads)
   }
 }
 
+// TF32 tensor-core variant, used instead of the kernel above only when TF32 is allowed
+// (set_allow_tf32, off by default, as cuBLAS and PyTorch default to full float32 for matmul)
+// and the device has TF32 tensor cores (compute capability >= 8.0). Same tiles, loaders,
+// shared-memory layout, split-K and epilogue; the inner product runs on WMMA 16x16x8
+// fragments whose inputs are rounded to TF32 (10-bit mantissa, float32 range) and whose sums
+// stay float32. The block's 8 warps tile its C as (BM/WM) x (BN/WN); each warp keeps
+// (WM/16) x (WN/16) accumulator fragments. As[k][m] is A column-major and Bs[k][n] is B
+// row-major, both with a leading dimension that is a multiple of 4 floats, and every
+// fragment pointer is 32-byte aligned (k steps of 8 rows, columns in steps of 16). The
+// epilogue goes through one 16x16 staging tile per warp in shared memory.
+template <int BM, int BN, int BK, int WM, int WN, class LA, class LB>
+__global__ void __launch_bounds__(kGemmThreads)
+    gemm_tf32_kernel(Epilogue ep, LA a, LB b, int64_t M, int64_t N, int64_t K, int64_t k_chunk) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  using namespace nvcuda;
+  constexpr int kWarps = kGemmThreads / 32, FM = WM / 16, FN = WN / 16;
+  static_assert((BM / WM) * (BN / WN) == kWarps, "one WM x WN block per warp");
+  static_assert(WM % 16 == 0 && WN % 16 == 0 && BK % 8 == 0, "whole 16x16x8 fragments");
+  __shared__ __align__(32) float As[BK][BM + 4];
+  __shared__ __align__(32) float Bs[BK][BN + 4];
+  __shared__ __align__(32) float Cs[kWarps][16 * 16];
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int wm = warp / (BN / WN) * WM, wn = warp % (BN / WN) * WN;  // the warp's corner
+  const int64_t m0 = int64_t(blockIdx.x) * BM, n0 = int64_t(blockIdx.y) * BN;
+  const int64_t k_begin = int64_t(blockIdx.z) * k_chunk;
+  const int64_t k_end = k_begin + k_chunk < K ? k_begin + k_chunk : K;
+
+  wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[FM][FN];
+#pragma unroll
+  for (int i = 0; i < FM; ++i)
+#pragma unroll
+    for (int j = 0; j < FN; ++j) wmma::fill_fragment(acc[i][j], 0.f);
+
+  for (int64_t k0 = k_begin; k0 < k_end; k0 += BK) {
+    load_tile<BM, BK>(As, a, m0, k0, M, k_end, tid);
+    load_tile<BN, BK>(Bs, b, n0, k0, N, k_end, tid);
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < BK; kk += 8) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::col_major> fa[FM];
+      wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fb[FN];
+#pragma unroll
+      for (int i = 0; i < FM; ++i) {
+        wmma::load_matrix_sync(fa[i], &As[kk][wm + 16 * i], BM + 4);
+#pragma unroll
+        for (int e = 0; e < fa[i].num_elements; ++e) fa[i].x[e] = wmma::__float_to_tf32(fa[i].x[e]);
+      }
+#pragma unroll
+      for (int j = 0; j < FN; ++j) {
+        wmma::load_matrix_sync(fb[j], &Bs[kk][wn + 16 * j], BN + 4);
+#pragma unroll
+        for (int e = 0; e < fb[j].num_elements; ++e) fb[j].x[e] = wmma::__float_to_tf32(fb[j].x[e]);
+      }
+#pragma unroll
+      for (int i = 0; i < FM; ++i)
+#pragma unroll
+        for (int j = 0; j < FN; ++j) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
+    }
+    __syncthreads();
+  }
+
+  const bool split = gridDim.z > 1;
+  float* stage = Cs[warp];
+#pragma unroll
+  for (int i = 0; i < FM; ++i)
+#pragma unroll
+    for (int j = 0; j < FN; ++j) {
+      wmma::store_matrix_sync(stage, acc[i][j], 16, wmma::mem_row_major);
+      __syncwarp();
+      for (int e = lane; e < 16 * 16; e += 32) {
+        const int64_t m = m0 + wm + 16 * i + e / 16, n = n0 + wn + 16 * j + e % 16;
+        if (m >= M || n >= N) continue;
+        float* c = ep.C + m * ep.ldc + n;
+        if (split) {
+          atomicAdd(c, stage[e]);
+          continue;
+        }
+        float v = stage[e];
+        if (ep.bias) v += ep.bias[n];
+        if (ep.accumulate) v += *c;
+        *c = apply_activation(v, ep.act);
+      }
+      __syncwarp();
+    }
+#else
+  __trap();  // never launched: launch_gemm checks the device's compute capability first
+#endif
+}
+
 int gemm_sm_count();
 
 // C = A . B through the loaders: picks the tile size (128 x 128 for large products, 64 x 64
@@ -208,7 +299,14 @@ void launch_gemm(const Epilogue& ep, const LA& a, const LB& b, int64_t M, int64_
     splits = 1;
   }
   const dim3 grid(unsigned((M + BM - 1) / BM), unsigned((N + BN - 1) / BN), unsigned(splits));
-  if (big)
+  if (gemm_use_tf32()) {
+    if (big)
+      gemm_tf32_kernel<128, 128, 16, 64, 32><<<grid, kGemmThreads, 0, stream>>>(ep, a, b, M, N,
+                                                                               K, k_chunk);
+    else
+      gemm_tf32_kernel<64, 64, 16, 32, 16><<<grid, kGemmThreads, 0, stream>>>(ep, a, b, M, N, K,
+                                                                             k_chunk);
+  } else if (big)
     gemm_tile_kernel<128, 128, 8, 8, 8><<<grid, kGemmThreads, 0, stream>>>(ep, a, b, M, N, K,
                                                                           k_chunk);
   else

@@ -23,6 +23,14 @@ void gemm(float* C, const float* A, const float* B, const float* bias, int64_t M
           int64_t K, int64_t lda, int64_t ldb, int64_t ldc, bool trans_a, bool trans_b,
           bool accumulate, Activation act, cudaStream_t stream);
 
+// Whether every matrix product (gemm, dense, conv2d, LSTM) may round its inputs to TF32 and
+// run on tensor cores (devices of compute capability >= 8.0; elsewhere it stays float32).
+// Off by default. Not thread-safe against launches running on other host threads.
+void set_allow_tf32(bool allow);
+bool allow_tf32();
+// allow_tf32() and the current device has TF32 tensor cores: what launches will use.
+bool gemm_use_tf32();
+
 // y[R,C] = act(x[R,C]) (y may alias x); softmax over each row.
 void activation_forward(float* y, const float* x, int64_t R, int64_t C, Activation act,
                         cudaStream_t stream);

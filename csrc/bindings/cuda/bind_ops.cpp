@@ -116,6 +116,12 @@ Pool2dShape pool_shape(const char* fn, const std::vector<int64_t>& in,
 }
 
 void bind_dense_family(py::module_& m) {
+  // A host-side switch: no GPU needed to set or read it.
+  m.def("set_allow_tf32", [](bool allow) { cuda::set_allow_tf32(allow); }, py::arg("allow"),
+        "Let every matrix product round its inputs to TF32 on tensor cores (sm_80 and newer).");
+  m.def("allow_tf32", [] { return cuda::allow_tf32(); });
+  m.def("tf32_active", [] { return cuda::gemm_use_tf32(); },
+        "Whether products use TF32 now: allowed, and the GPU has TF32 tensor cores.");
   m.def("gemm", [](py::handle C_, py::handle A_, py::handle B_, py::handle bias_, bool ta,
                    bool tb, bool accumulate, int act_code) {
     const char* fn = "gemm";

@@ -15,7 +15,7 @@ except ImportError as error:  # built without CUDA
     _import_error = str(error)
 
 __all__ = ["is_available", "device_count", "reason", "Array", "empty", "zeros", "from_numpy",
-           "from_dlpack", "to_numpy", "synchronize", "ops"]
+           "from_dlpack", "to_numpy", "synchronize", "set_tf32", "tf32_enabled", "ops"]
 
 _status = None
 
@@ -100,5 +100,28 @@ def synchronize():
     _require("synchronize")
     _cuda.synchronize()
 
+
+def set_tf32(enabled):
+    """Allow (True) or forbid (False, the default) TF32 tensor cores in every matrix product
+    on the GPU: dense layers, convolutions, LSTMs, ``ops.gemm``. Inputs are then rounded to
+    a 10-bit mantissa (about 3 decimal digits; sums stay float32), several times faster on
+    GPUs of compute capability 8.0 and newer; on older GPUs products stay float32. Like
+    ``torch.backends.cuda.matmul.allow_tf32``, off by default because it changes results.
+    Needs no GPU (a build without the CUDA module keeps the setting and ignores it)."""
+    global _tf32
+    if not isinstance(enabled, (bool, np.bool_)):
+        raise TypeError(f"dlfast.cuda.set_tf32: expected True or False, got "
+                        f"{type(enabled).__name__} {enabled!r}")
+    _tf32 = bool(enabled)
+    if _cuda is not None:
+        _cuda.set_allow_tf32(_tf32)
+
+
+def tf32_enabled():
+    """Whether TF32 tensor cores are allowed (see :func:`set_tf32`)."""
+    return _tf32
+
+
+_tf32 = False
 
 from . import ops  # noqa: E402
