@@ -239,7 +239,10 @@ def train_case(name, sizes, batch, sparse, lr=0.01):
             worst = e if label == "dlfast" else worst
         return f"1 step: loss, updates rel err {worst:.1e} (dlfast)"
 
-    flops = 6.0 * batch * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))  # fwd 2, bwd 4
+    # per layer: forward 2, dW 2, dx 2 multiply-add flops per weight and sample; the first
+    # layer's dx (the input's gradient) is never computed
+    flops = 6.0 * batch * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    flops -= 2.0 * batch * sizes[0] * sizes[1]
     notes = f"{'sparse' if sparse else 'categorical'} CE, SGD lr {lr}"
     return Case("train", name, impls, check, flops=flops, notes=notes)
 

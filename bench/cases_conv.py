@@ -282,8 +282,10 @@ def cifar_train_case(batch=64, lr=0.01):
                   for i, (w, s, r) in enumerate(zip(model.get_weights(), w0, ref))]
         return f"1 step: loss, updates rel err {expect_close('dlfast', pairs, 2e-3):.1e}"
 
+    # forward, dW and dx of every layer, 2 flops per multiply-add, less the first layer's dx
+    # (the input's gradient is never computed)
     flops = 3 * 2.0 * batch * (30 * 30 * 9 * 3 * 32 + 13 * 13 * 9 * 32 * 64 + 4 * 4 * 9 * 64 * 64
-                               + 1024 * 64 + 64 * 10)
+                               + 1024 * 64 + 64 * 10) - 2.0 * batch * 30 * 30 * 9 * 3 * 32
     return Case("conv", f"cifar model train step b{batch}", impls, check, flops=flops)
 
 

@@ -229,10 +229,7 @@ inline void conv_tile(const T* const* a, int64_t nseg, int64_t seglen, const boo
   using V = vec_t<T>;
   constexpr int L = Vec<T>::lanes, NR = kNV * L;
   V acc[kMR][kNV];
-#pragma GCC unroll 16
-  for (int i = 0; i < kMR; ++i)
-#pragma GCC unroll 4
-    for (int j = 0; j < kNV; ++j) acc[i][j] = V{};
+  zero_tile<T>(acc);
   for (int64_t g = 0; g < nseg; ++g) {
     if (!segok[g]) continue;
     const T* ap[kMR];
@@ -519,10 +516,7 @@ void small_l_dw_tile(T* pw, const T* x, const T* dzc, const T* zeros, const Conv
     tc[i] = l % C;
   }
   vec_t<T> acc[MR][NV];
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j) acc[i][j] = vec_t<T>{};
+  zero_tile<T>(acc);
   const T* rows[MR];
   for (int64_t row = row0; row < row1; ++row) {
     const int64_t n = row / s.P, p = row - n * s.P;

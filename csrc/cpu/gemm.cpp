@@ -53,10 +53,7 @@ inline void micro_packed(int64_t kc, const T* __restrict a, const T* __restrict 
     __builtin_prefetch(c + i * ldc + NR - 1, 1);
   }
   V acc[MR][NV];
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j) acc[i][j] = V{};
+  zero_tile<T>(acc);
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
     V bv[NV];

@@ -66,12 +66,17 @@ template <typename T, int MR = Blocking<T>::MR>
 inline void micro_strided(int64_t kc, const T* a, int64_t a_rs, int64_t a_cs, const T* b,
                           int64_t ldb, T* c, int64_t ldc, int64_t mr, int64_t nr,
                           bool accumulate, const T* bias, bool relu) {
-  constexpr int NV = Blocking<T>::NV;
-  vec_t<T> acc[MR][NV];
+  constexpr int NV = Blocking<T>::NV, NR = Blocking<T>::NR;
+  // Ask for the C tile now (as micro_packed does), so that its lines arrive while the k
+  // loop runs: the LSTM adds each step's recurrent product into Z rows computed long before.
 #pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j) acc[i][j] = vec_t<T>{};
+  for (int i = 0; i < MR; ++i) {
+    const T* ci = c + (i < mr ? i : 0) * ldc;
+    __builtin_prefetch(ci, 1);
+    __builtin_prefetch(ci + NR - 1, 1);
+  }
+  vec_t<T> acc[MR][NV];
+  zero_tile<T>(acc);
   const T* row[MR];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) row[i] = a + (i < mr ? i : 0) * a_rs;

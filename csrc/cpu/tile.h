@@ -9,6 +9,15 @@ namespace dlfast {
 namespace DLFAST_ISA {
 namespace {
 
+// acc = 0: the start of every register tile.
+template <typename T, int MR, int NV>
+inline void zero_tile(vec_t<T> (&acc)[MR][NV]) {
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) acc[i][j] = vec_t<T>{};
+}
+
 // c (= or +=) acc, + bias, ReLU: the epilogue of every MR x (NV vectors) tile. Full tiles go
 // straight from registers to C; edge tiles (mr < MR or nr < NR) through a buffer.
 template <typename T, int MR, int NV>
