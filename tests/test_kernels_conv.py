@@ -370,3 +370,32 @@ def test_ops_conv_bad_input_messages():
     with pytest.raises(ValueError, match=r"padding must be 'valid' or 'same'"):
         ops.conv2d_forward(x, w, padding="causal")
     assert ops.conv2d_forward(x, w, padding="same").shape == (1, 4, 4, 2)
+
+
+# --- random geometry (hypothesis): every padding / stride / dilation / size combination -----
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@st.composite
+def conv_geometry(draw):
+    R, S = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    dil = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = draw(st.sampled_from(["valid", "same"]))
+    lo_h = (R - 1) * dil[0] + 1 if padding == "valid" else 1
+    lo_w = (S - 1) * dil[1] + 1 if padding == "valid" else 1
+    return (draw(st.integers(1, 3)), draw(st.integers(lo_h, lo_h + 8)),
+            draw(st.integers(lo_w, lo_w + 8)), draw(st.integers(1, 5)), R, S,
+            draw(st.integers(1, 20)), (draw(st.integers(1, 3)), draw(st.integers(1, 3))),
+            padding, dil)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=conv_geometry(), act=st.sampled_from(["linear", "relu"]),
+       seed=st.integers(0, 2 ** 31))
+def test_random_geometry_against_the_reference(case, act, seed):
+    """Small channel counts (L = R*S*C <= 80: mostly the small-L weight gradient read straight
+    from x, with its runs of pixels cut where taps enter or leave the input), any strides,
+    dilations and padding, K from 1 to 20 (tails of the 16-wide tiles); float64 reference."""
+    check_against_reference(case, np.float32, act, True, np.random.default_rng(seed))
