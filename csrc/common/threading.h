@@ -17,7 +17,8 @@ int threads_for_work(double flops);
 // kConvCol: conv2d's im2col / dcol chunk; kConvGrad: conv2d_backward's dz = dy * act'(y);
 // kConvPartial: conv2d_backward's per-unit partial dW / db. kLstmPack: the LSTM's packed
 // recurrent kernel; kLstmGates: its backward's gate gradients of all steps; kLstmState: its
-// backward's carried cell gradient and shifted hidden states.
+// backward's carried cell gradient and shifted hidden states. kConvDz: conv2d_backward's whole
+// dz when its dx is a forward convolution; kConvFlip: that convolution's flipped kernel.
 enum WorkspaceSlot : int {
   kPackA = 0,
   kPackB = 1,
@@ -29,7 +30,9 @@ enum WorkspaceSlot : int {
   kLstmPack = 7,
   kLstmGates = 8,
   kLstmState = 9,
-  kNumSlots = 10
+  kConvDz = 10,
+  kConvFlip = 11,
+  kNumSlots = 12
 };
 // A buffer of at least `bytes` for the calling thread; valid until the same thread asks the
 // same slot for more. Never called inside a hot loop: once per kernel call per thread.
