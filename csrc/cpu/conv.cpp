@@ -7,6 +7,9 @@
 //   backward: dz = dy * act'(y)                (skipped for linear)
 //             dW[L,K] (+= or =) col(x)^T . dz ; db[K] (+= or =) colsum(dz)
 //             dx (=) col2im(dz . W^T)          (scatter-add of each row's window into dx)
+//             or, stride 1 'same': dx = a forward convolution of dz with W flipped
+//             (dx_by_forward); and for small L the dW product reads x in place
+//             (small_l_dw), with no col(x) at all.
 // 1x1 kernels with stride 1 (so no padding) skip im2col: col(x) is x viewed as [N*H*W, C].
 // Otherwise col(x) is built in chunks of whole output rows into a per-thread workspace of
 // about kColBytes, so memory stays bounded for any batch. The chunking depends only on the
