@@ -229,29 +229,13 @@ template <typename T, bool kDirect>
 inline void conv_tile(const T* const* a, int64_t nseg, int64_t seglen, const bool* segok,
                       const T* bp, T* y, int64_t ldy, int64_t mr, int64_t nr, const T* bias,
                       bool relu) {
-  using V = vec_t<T>;
-  constexpr int L = Vec<T>::lanes, NR = kNV * L;
-  V acc[kMR][kNV];
+  constexpr int NR = kNV * Vec<T>::lanes;
+  vec_t<T> acc[kMR][kNV];
   zero_tile<T>(acc);
-  for (int64_t g = 0; g < nseg; ++g) {
-    if (!segok[g]) continue;
-    const T* ap[kMR];
-#pragma GCC unroll 16
-    for (int i = 0; i < kMR; ++i) ap[i] = a[g * kMR + i];
-    const T* b = bp + g * seglen * NR;
-#pragma GCC unroll 4
-    for (int64_t k = 0; k < seglen; ++k) {
-      V bv[kNV];
-#pragma GCC unroll 4
-      for (int j = 0; j < kNV; ++j) bv[j] = vload(b + k * NR + j * L);
-#pragma GCC unroll 16
-      for (int i = 0; i < kMR; ++i) {
-        const V av = vsplat(ap[i][kDirect ? k : k * kMR]);
-#pragma GCC unroll 4
-        for (int j = 0; j < kNV; ++j) acc[i][j] += av * bv[j];
-      }
-    }
-  }
+  for (int64_t g = 0; g < nseg; ++g)
+    if (segok[g])
+      micro_accumulate<T, kMR>(acc, seglen, a + g * kMR, kDirect ? 1 : kMR,
+                               bp + g * seglen * NR, NR);
   store_tile<T, kMR, kNV>(acc, y, ldy, mr, nr, /*accumulate=*/false, bias, relu);
 }
 
