@@ -17,6 +17,7 @@ from ..layers.conv import Conv2D
 from ..layers.core import Activation, Dense, Flatten
 from ..layers.pooling import AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D
 from ..layers.recurrent import LSTM
+from ..models import Sequential
 from ..ops import LOSSES
 from ..optimizers import SGD, Adam
 from . import ops as device_ops
@@ -64,7 +65,7 @@ class _DeviceLayer:
 
 
 class _Dense(_DeviceLayer):
-    def forward(self, x, training, act=None):
+    def call_forward(self, x, training, act=None):
         layer = self.layer
         act = layer._act if act is None else act
         shape = x.shape
@@ -74,7 +75,7 @@ class _Dense(_DeviceLayer):
         self.cache = (x2, y, act, shape)
         return y if x.ndim == 2 else y.reshape(*shape[:-1], layer.units)
 
-    def backward(self, dy, need_dx, accumulate):
+    def call_backward(self, dy, need_dx, accumulate):
         x2, y, act, shape = self.cache
         dy2 = dy if dy.ndim == 2 else dy.reshape(dy.size // self.layer.units, self.layer.units)
         dx = self.buf.get("dx", x2.shape) if need_dx else None
@@ -84,7 +85,7 @@ class _Dense(_DeviceLayer):
 
 
 class _Activation(_DeviceLayer):
-    def forward(self, x, training, act=None):
+    def call_forward(self, x, training, act=None):
         act = self.layer._act if act is None else act
         y = x
         if act:
@@ -93,7 +94,7 @@ class _Activation(_DeviceLayer):
         self.cache = (y, act)
         return y
 
-    def backward(self, dy, need_dx, accumulate):
+    def call_backward(self, dy, need_dx, accumulate):
         y, act = self.cache
         if not act or not need_dx:
             return dy
@@ -103,16 +104,16 @@ class _Activation(_DeviceLayer):
 
 
 class _Flatten(_DeviceLayer):
-    def forward(self, x, training):
+    def call_forward(self, x, training):
         self.shape = x.shape
         return _rows(x)
 
-    def backward(self, dy, need_dx, accumulate):
+    def call_backward(self, dy, need_dx, accumulate):
         return dy.reshape(*self.shape)
 
 
 class _Conv2D(_DeviceLayer):
-    def forward(self, x, training, act=None):
+    def call_forward(self, x, training, act=None):
         layer = self.layer
         act = layer._act if act is None else act
         out_hw, self.geometry = device_ops.conv_geometry(
@@ -124,7 +125,7 @@ class _Conv2D(_DeviceLayer):
         self.cache = (x, y, act)
         return y
 
-    def backward(self, dy, need_dx, accumulate):
+    def call_backward(self, dy, need_dx, accumulate):
         x, y, act = self.cache
         dx = self.buf.get("dx", x.shape) if need_dx else None
         _ext().conv2d_backward(dx, self.g[0], self.g[1] if self.layer.use_bias else None, dy, x,
@@ -133,7 +134,7 @@ class _Conv2D(_DeviceLayer):
 
 
 class _Pooling(_DeviceLayer):
-    def forward(self, x, training):
+    def call_forward(self, x, training):
         layer = self.layer
         if isinstance(layer, GlobalAveragePooling2D):
             pool, strides, padding, self.is_max = x.shape[1:3], None, "valid", False
@@ -149,7 +150,7 @@ class _Pooling(_DeviceLayer):
             return y.reshape(x.shape[0], x.shape[3])
         return y
 
-    def backward(self, dy, need_dx, accumulate):
+    def call_backward(self, dy, need_dx, accumulate):
         if not need_dx:
             return None
         x = self.x
@@ -162,7 +163,7 @@ class _Pooling(_DeviceLayer):
 
 
 class _LSTM(_DeviceLayer):
-    def forward(self, x, training):
+    def call_forward(self, x, training):
         layer = self.layer
         n, steps, u = x.shape[0], x.shape[1], layer.units
         H = self.buf.get("H", (n, steps, u))
@@ -177,7 +178,7 @@ class _LSTM(_DeviceLayer):
         _ext().copy_strided(last, H, (steps - 1) * u, steps * u)
         return last
 
-    def backward(self, dy, need_dx, accumulate):
+    def call_backward(self, dy, need_dx, accumulate):
         x, H, C, Z = self.cache
         seq = self.layer.return_sequences
         dx = self.buf.get("dx", x.shape) if need_dx else None
@@ -218,7 +219,6 @@ class DeviceRunner:
     """The device side of one model (see the module docstring)."""
 
     def __init__(self, model):
-        from ..models import Sequential
         if not isinstance(model, Sequential):
             raise NotImplementedError(f"model.to('cuda'): only Sequential models run on the GPU "
                                       f"yet, got {type(model).__name__}")
@@ -296,17 +296,12 @@ class DeviceRunner:
         d.upload(a)
         return d
 
-    def forward(self, x, training, act=None):
-        layers = self.layers
-        for k in range(len(layers) - 1):
-            x = layers[k].forward(x, training)
-        if act is None:
-            return layers[-1].forward(x, training)
-        return layers[-1].forward(x, training, act=act)
+    # The device twins have the host layers' call_forward / call_backward, so the runner walks
+    # them exactly as Sequential walks its layers.
+    forward = Sequential.call_forward
 
     def backward(self, dy):
-        for k in range(len(self.layers) - 1, -1, -1):
-            dy = self.layers[k].backward(dy, k > 0, False)
+        Sequential.call_backward(self, dy, need_dx=False, accumulate=False)
 
     def _head(self, x, training):
         model = self.model
