@@ -212,6 +212,20 @@ def test_conv_with_tf32_stays_close_to_the_cpu(tf32):
 
 
 @gpu
+@pytest.mark.parametrize("shape", [(1,), (7, 3), (33, 5, 5, 8), (1000, 129)])
+def test_add_matches_numpy_also_in_place(shape):
+    rng = np.random.default_rng(len(shape))
+    a, b = rand(rng, *shape), rand(rng, *shape)
+    da, db, out = cuda.from_numpy(a), cuda.from_numpy(b), cuda.empty(shape)
+    cuda._cuda.add(out, da, db)
+    np.testing.assert_array_equal(out.to_numpy(), a + b)
+    cuda._cuda.add(da, da, db)  # out is a: the Add layer's running sum
+    np.testing.assert_array_equal(da.to_numpy(), a + b)
+    with pytest.raises(ValueError, match="add: argument 'b' must have shape"):
+        cuda._cuda.add(out, da, cuda.empty((shape[0] + 1,) + shape[1:]))
+
+
+@gpu
 @pytest.mark.parametrize("activation", ["linear", "relu", "sigmoid", "tanh", "softmax"])
 @pytest.mark.parametrize("n,d,u", [(1, 3, 2), (31, 17, 10), (200, 129, 65)])
 def test_dense_matches_cpu(activation, n, d, u):
@@ -423,7 +437,32 @@ def _models():
                 (9, 9, 2)),
         "lstm": (lambda: [L.Input((7, 4)), L.LSTM(16, return_sequences=True), L.LSTM(8),
                           L.Dense(5, activation="softmax")], (7, 4)),
+        "residual": (_residual_mlp, (12,)),
+        "residual_cnn": (_residual_cnn, (8, 8, 3)),
     }
+
+
+def _residual_mlp():
+    """Functional: two residual joins; h feeds a Dense and an Add (its gradient is a sum),
+    and the second Add hands one gradient array to both of its inputs."""
+    x = L.Input((12,))
+    h = L.Dense(16, activation="relu")(x)
+    s = L.ReLU()(L.Add()([h, L.Dense(16)(L.Dense(16, activation="relu")(h))]))
+    t = L.Add()([s, L.Dense(16, activation="tanh")(s)])
+    return dlfast.Model(x, L.Dense(5, activation="softmax")(t))
+
+
+def _residual_cnn():
+    x = L.Input((8, 8, 3))
+    c = L.Conv2D(4, 3, padding="same", activation="relu")(x)
+    s = L.Add()([c, L.Conv2D(4, 3, padding="same")(c)])
+    f = L.Flatten()(L.MaxPooling2D(2)(s))
+    return dlfast.Model(x, L.Dense(5, activation="softmax")(f))
+
+
+def _model(build):
+    layers = build()
+    return layers if isinstance(layers, dlfast.Model) else dlfast.Sequential(layers)
 
 
 def _sgd():
@@ -439,8 +478,8 @@ def _adam():
 def _pair(kind, optimizer=_sgd):
     build, shape = _models()[kind]
     dlfast.manual_seed(5)
-    cpu_model = dlfast.Sequential(build())
-    gpu_model = dlfast.Sequential(build())
+    cpu_model = _model(build)
+    gpu_model = _model(build)
     gpu_model.build(shape)
     cpu_model.build(shape)
     gpu_model.set_weights(cpu_model.get_weights())
@@ -454,7 +493,7 @@ def _pair(kind, optimizer=_sgd):
 
 @gpu
 @pytest.mark.parametrize("optimizer", [_sgd, _adam], ids=["sgd", "adam"])
-@pytest.mark.parametrize("kind", ["mlp", "cnn", "gap", "lstm"])
+@pytest.mark.parametrize("kind", ["mlp", "cnn", "gap", "lstm", "residual", "residual_cnn"])
 def test_training_on_the_gpu_follows_the_cpu_loss_curve(kind, optimizer):
     cpu_model, gpu_model, x, y = _pair(kind, optimizer)
     assert gpu_model.device == "cuda"
@@ -527,7 +566,7 @@ def test_set_tf32_reaches_the_module(standin):
     assert not cuda.tf32_enabled() and not standin.allow_tf32()
 
 
-@pytest.mark.parametrize("kind", ["mlp", "cnn", "gap", "lstm"])
+@pytest.mark.parametrize("kind", ["mlp", "cnn", "gap", "lstm", "residual", "residual_cnn"])
 def test_model_to_cuda_plumbing_on_the_standin(standin, kind):
     cpu_model, gpu_model, x, y = _pair(kind)
     assert isinstance(gpu_model._cuda.flat_w, standin.Array)

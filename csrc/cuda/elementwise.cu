@@ -244,6 +244,10 @@ __global__ void count_correct_kernel(unsigned long long* count, const float* y, 
   }
 }
 
+__global__ void add_kernel(float* out, const float* a, const float* b, int64_t n) {
+  GRID_STRIDE(i, n) out[i] = a[i] + b[i];
+}
+
 __global__ void sgd_kernel(float* w, float* v, const float* g, int64_t n, float lr,
                            float momentum, bool nesterov, float wd) {
   GRID_STRIDE(i, n) {
@@ -290,6 +294,11 @@ void activation_backward(float* dx, const float* dy, const float* y, int64_t R, 
   else
     activation_backward_kernel<<<blocks_for(R * C), kThreads, 0, stream>>>(dx, dy, y, R * C,
                                                                           act);
+}
+
+void add(float* out, const float* a, const float* b, int64_t n, cudaStream_t stream) {
+  if (n <= 0) return;
+  add_kernel<<<blocks_for(n), kThreads, 0, stream>>>(out, a, b, n);
 }
 
 void column_sum(float* out, const float* x, int64_t R, int64_t C, bool accumulate,

@@ -37,6 +37,9 @@ void activation_forward(float* y, const float* x, int64_t R, int64_t C, Activati
 // dx[R,C] = dy * act'(y) from the forward output y (dx may alias dy; softmax: its Jacobian).
 void activation_backward(float* dx, const float* dy, const float* y, int64_t R, int64_t C,
                          Activation act, cudaStream_t stream);
+// out[i] = a[i] + b[i] for n elements (out may alias a or b): the Add layer, and the sum of
+// the gradients reaching one tensor from several layers.
+void add(float* out, const float* a, const float* b, int64_t n, cudaStream_t stream);
 // out[C] (= or +=) the sum of each column of x[R,C], in a fixed order.
 void column_sum(float* out, const float* x, int64_t R, int64_t C, bool accumulate,
                 cudaStream_t stream);

@@ -90,8 +90,14 @@ class Functional(Model):
                 dxs = [layer.call_backward(g, need_dx or ins[0] != 0, accumulate)]
             for i, dx in zip(ins, dxs):
                 if dx is not None:
-                    grads[i] = dx if grads[i] is None else grads[i] + dx
+                    grads[i] = dx if grads[i] is None else self._sum_grads(i, grads[i], dx)
         return grads[0] if need_dx else None
+
+    def _sum_grads(self, slot, a, b):
+        """a + b, a new array (a may be the very array Add handed to another input too). The
+        GPU runner, which walks its device layers with this class's call_backward, sums on
+        the device instead."""
+        return a + b
 
     # --- configuration --------------------------------------------------------------------
     def get_config(self):

@@ -162,6 +162,15 @@ void bind_dense_family(py::module_& m) {
     });
   }, py::arg("dx"), py::arg("dy"), py::arg("y"), py::arg("activation"));
 
+  m.def("add", [](py::handle out_, py::handle a_, py::handle b_) {
+    const char* fn = "add";
+    DeviceArray& a = f32_arg(a_, fn, "a", -1);
+    DeviceArray& b = f32_arg(b_, fn, "b", int(a.shape.size()), a.shape);
+    DeviceArray& out = f32_arg(out_, fn, "out", int(a.shape.size()), a.shape);
+    run(fn, [&] { cuda::add(out.f32(), a.f32(), b.f32(), a.size(), kStream); });
+  }, py::arg("out"), py::arg("a"), py::arg("b"), "out = a + b, all of one shape (out may be a "
+     "or b).");
+
   m.def("column_sum", [](py::handle out_, py::handle x_, bool accumulate) {
     const char* fn = "column_sum";
     DeviceArray& x = f32_arg(x_, fn, "x", 2);

@@ -5,16 +5,19 @@ calls the CUDA kernels into buffers cached per batch size (no allocation per ste
 first). A training step reads nothing back: fit adds each step's loss and correct counts up
 on the device and reads them once per epoch; train_on_batch reads its one loss.
 
-Supported: Sequential models of Dense, Activation/ReLU, Flatten, Conv2D, MaxPooling2D,
-AveragePooling2D, GlobalAveragePooling2D and LSTM (no return_state), float32, optimizers SGD
+Supported: Sequential and functional models (dlfast.Model, with Add) of Dense,
+Activation/ReLU, Flatten, Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D and
+LSTM (no return_state), float32, optimizers SGD
 (momentum, Nesterov, weight decay, schedules) and Adam (weight decay, schedules). Anything
 else raises NotImplementedError naming it. The host arrays (layer.weights and the optimizer's
 slots) are refreshed by get_weights(), save() and to('cpu')."""
 
 import numpy as np
 
+from ..functional import Functional
 from ..layers.conv import Conv2D
-from ..layers.core import Activation, Dense, Flatten
+from ..layers.core import Activation, Dense, Flatten, Input
+from ..layers.merge import Add
 from ..layers.pooling import AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D
 from ..layers.recurrent import LSTM
 from ..models import Sequential
@@ -59,6 +62,8 @@ class _Buffers:
 
 
 class _DeviceLayer:
+    multiple_inputs = False  # as Layer: whether call_forward takes a list
+
     def __init__(self, layer, weights, grads):
         self.layer, self.w, self.g = layer, weights, grads
         self.buf = _Buffers()
@@ -188,7 +193,26 @@ class _LSTM(_DeviceLayer):
         return dx
 
 
+class _Add(_DeviceLayer):
+    multiple_inputs = True
+
+    def call_forward(self, xs, training):
+        self.n = len(xs)
+        if self.n == 1:
+            return xs[0]
+        y = self.buf.get("y", xs[0].shape)
+        _ext().add(y, xs[0], xs[1])
+        for x in xs[2:]:
+            _ext().add(y, y, x)
+        return y
+
+    def call_backward(self, dy, need_dx, accumulate):
+        return [dy] * self.n  # the same array to each input, as Add on the CPU
+
+
 def _device_layer(layer, weights, grads):
+    if isinstance(layer, Add):
+        return _Add(layer, weights, grads)
     if isinstance(layer, Dense):
         return _Dense(layer, weights, grads)
     if isinstance(layer, Activation):  # ReLU too
@@ -206,7 +230,7 @@ def _device_layer(layer, weights, grads):
                               f"{' with return_state' if isinstance(layer, LSTM) else ''}) has no "
                               f"CUDA implementation yet; supported: Dense, Activation, ReLU, "
                               f"Flatten, Conv2D, MaxPooling2D, AveragePooling2D, "
-                              f"GlobalAveragePooling2D, LSTM")
+                              f"GlobalAveragePooling2D, LSTM, Add")
 
 
 def _offset(view, flat):
@@ -219,9 +243,9 @@ class DeviceRunner:
     """The device side of one model (see the module docstring)."""
 
     def __init__(self, model):
-        if not isinstance(model, Sequential):
-            raise NotImplementedError(f"model.to('cuda'): only Sequential models run on the GPU "
-                                      f"yet, got {type(model).__name__}")
+        if not isinstance(model, (Sequential, Functional)):
+            raise NotImplementedError(f"model.to('cuda'): only Sequential and functional models "
+                                      f"run on the GPU, got {type(model).__name__}")
         if model.dtype != np.float32:
             raise NotImplementedError(f"model.to('cuda'): the CUDA kernels are float32, the model "
                                       f"is {model.dtype}")
@@ -237,8 +261,11 @@ class DeviceRunner:
         if self.flat_host is not None:
             self.flat_w = ext.from_numpy(self.flat_host[0])
             self.flat_g = ext.zeros(self.flat_host[1].shape)
-        self.layers = []
+        self.layers = []  # the device twins, in the model's layer order
+        twin = {}
         for layer in model.layers:
+            if isinstance(layer, Input):  # a functional model's input: nothing to run
+                continue
             weights, grads = [], []
             for w, g in zip(layer.weights, layer.grads):
                 if self.flat_host is not None and np.shares_memory(w, self.flat_host[0]):
@@ -248,7 +275,13 @@ class DeviceRunner:
                 else:  # a frozen weight: on the device, its gradient never applied
                     weights.append(ext.from_numpy(np.ascontiguousarray(w, np.float32)))
                     grads.append(ext.zeros(w.shape))
-            self.layers.append(_device_layer(layer, weights, grads))
+            twin[layer] = _device_layer(layer, weights, grads)
+            self.layers.append(twin[layer])
+        # The model's own walk over its layers, run on the twins (see forward / backward).
+        self._walk = type(model) if isinstance(model, Functional) else Sequential
+        if isinstance(model, Functional):
+            self._steps = [(twin[layer], ins, out) for layer, ins, out in model._steps]
+        self.grad_sums = _Buffers()
         self.slots = {}  # slot name -> its device array, for self.optimizer
         self.optimizer = None
         self.inputs = _Buffers()
@@ -296,12 +329,21 @@ class DeviceRunner:
         d.upload(a)
         return d
 
-    # The device twins have the host layers' call_forward / call_backward, so the runner walks
-    # them exactly as Sequential walks its layers.
-    forward = Sequential.call_forward
+    # The device twins have the host layers' call_forward / call_backward (and the runner a
+    # functional model's _steps over them), so the runner walks them with the model class's
+    # own call_forward / call_backward, as the CPU does.
+    def forward(self, x, training, act=None):
+        return self._walk.call_forward(self, x, training, act)
 
     def backward(self, dy):
-        Sequential.call_backward(self, dy, need_dx=False, accumulate=False)
+        self._walk.call_backward(self, dy, need_dx=False, accumulate=False)
+
+    def _sum_grads(self, slot, a, b):
+        """Functional.call_backward's sum of two gradients reaching one slot: into a buffer of
+        that slot (so never into an array Add also handed to another slot)."""
+        out = self.grad_sums.get(("slot", slot), a.shape)
+        _ext().add(out, a, b)
+        return out
 
     def _head(self, x, training):
         model = self.model
