@@ -103,6 +103,7 @@ CASES = [
     # L = 8 = 6 + 2 taps (a 2-row tile) with strides, dilation and padding on both sides
     (3, 40, 12, 2, 3, 3, 20, (1, 1), "same", (1, 1)),
     (2, 9, 7, 2, 2, 2, 17, (2, 1), "same", (1, 2)),
+    (2, 9, 8, 11, 3, 3, 20, (1, 2), "same", (1, 1)),     # L = 99, K = 20: in place too
 ]
 
 

@@ -450,8 +450,17 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dShape&
 // (S*C = 9 values) and packed again, for one tile row of 27 taps. 3->32 3x3 32x32 b64,
 // dW + db with ReLU, min of 30: 3.15 -> 1.92 ms on 1 thread, 1.78 -> 0.94 ms on 2 (with
 // add_column_sums and the vectorised ReLU backward; bench/run.py's cifar row shows the step).
-constexpr int64_t kSmallL = 64;      // L up to this: dW straight from x
 constexpr int64_t kSmallPixels = 256;  // about this many pixels (whole output rows) per chunk
+
+// When the dW product reads x in place instead of going through im2col + gemm(). 32x32 b64
+// 3x3 'valid', dW with ReLU, 1 thread, min of 15, two alternating runs, ms (gemm -> in place):
+// L=27: K=16 1.9 -> 0.93, K=64 4.8 -> 3.8, K=128 8.9 -> 7.8; L=63: K=64 8.2 -> 7.5, K=128
+// 15.3 -> 15.4; L=72: K=32 5.0 -> 4.2, K=64 8.7 -> 8.5, K=128 16.3 -> 17.5; L=99: K=32
+// 6.8 -> 5.9, K=64 11.5 -> 11.5; L=126: K=32 7.8 -> 7.1, K=64 13.4 -> 14.3; L=144: K=32
+// 8.8 -> 8.3, K=64 15.2 -> 16.4. (S <= 64: one bit per kernel column in QRun::wmask.)
+inline bool dw_in_place(const Conv2dShape& s, int64_t L) {
+  return s.S <= 64 && (L <= 64 || (L <= 144 && L * s.K <= 72 * 64));  // 144: largest measured
+}
 
 // A run: output row `row` (= n*P + p), pixels [q0, q1), whose taps in kernel column t are
 // all inside the input along w iff bit t of wmask (the same for every pixel of the run).
@@ -605,7 +614,7 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, c
     chunk_act = Activation::linear;
   }
   T* dx_col = dx_fwd ? nullptr : dx;  // dx by col2im in the chunks
-  const bool small = L <= kSmallL;
+  const bool small = dw_in_place(s, L);
   // Chunks: whole output rows (small L), or rows of a kColBytes col.
   const int64_t orows = max64(kSmallPixels / max64(s.Q, 1), 1);
   const int64_t rows = min64(small ? orows * s.Q : chunk_rows_sub(L, sizeof(T)), M);
