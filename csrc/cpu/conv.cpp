@@ -632,9 +632,15 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, c
     T* col = static_cast<T*>(thread_workspace(kConvCol, sizeof(T) * max64(ncol + nzero, 1)));
     T* zeros = col + ncol;
     for (int64_t j = 0; j < nzero; ++j) zeros[j] = T(0);
-    // dz chunk, + NR slack: the micro-kernel's last row of an nr < NR panel reads past K.
-    T* dzc = static_cast<T*>(thread_workspace(kConvGrad, sizeof(T) * (rows * K + NR)));
-    for (int64_t j = rows * K; j < rows * K + NR; ++j) dzc[j] = T(0);
+    // dz of a chunk: read in place from dy (or the whole dz) when linear, else computed into
+    // dz_buf. The in-place dW's last row of an nr < NR panel reads up to NR values past the
+    // chunk, past the end of dy on the last one: with K % NR != 0 it takes dz_buf (+ NR zeros).
+    const bool copy_dz = chunk_act != Activation::linear || (small && K % NR != 0);
+    T* dz_buf = nullptr;
+    if (copy_dz) {
+      dz_buf = static_cast<T*>(thread_workspace(kConvGrad, sizeof(T) * (rows * K + NR)));
+      for (int64_t j = rows * K; j < rows * K + NR; ++j) dz_buf[j] = T(0);
+    }
     for (int64_t g = g0; g < g1; ++g) {
       const int64_t n0 = s.N * g / G, n1 = s.N * (g + 1) / G;
       const int64_t a = n0 * PQ, e = n1 * PQ;
@@ -644,10 +650,12 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, c
       for (int64_t j = 0; j < K; ++j) pb[j] = T(0);
       for (int64_t m0 = a; m0 < e; m0 += rows) {
         const int64_t m1 = min64(e, m0 + rows), mc = m1 - m0;
+        const T* dzc = dsrc + m0 * K;
         if (chunk_act != Activation::linear)
-          activation_backward<T>(dzc, dsrc + m0 * K, y + m0 * K, mc, K, chunk_act);
-        else
-          std::memcpy(dzc, dsrc + m0 * K, sizeof(T) * mc * K);
+          activation_backward<T>(dz_buf, dzc, y + m0 * K, mc, K, chunk_act);
+        else if (copy_dz)
+          std::memcpy(dz_buf, dzc, sizeof(T) * mc * K);
+        if (copy_dz) dzc = dz_buf;
         if (db) add_column_sums<T>(pb, dzc, mc, K);
         if (small) {
           small_l_dw<T>(pw, x, dzc, zeros, s, runs, nruns, m0 / s.Q, m1 / s.Q, m0 > a);
