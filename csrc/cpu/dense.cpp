@@ -9,6 +9,7 @@
 #include "common/threading.h"
 #include "cpu/parallel.h"
 #include "cpu/kernels.h"
+#include "cpu/vec.h"
 
 namespace dlfast {
 namespace DLFAST_ISA {
@@ -36,10 +37,7 @@ void dense_backward(T* dx, T* dW, T* db, const T* dy, const T* x, const T* W, co
     if (db) {
       if (!accumulate)
         for (int64_t j = 0; j < U; ++j) db[j] = T(0);
-      for (int64_t i = 0; i < N; ++i) {
-        const T* row = dz + i * U;
-        for (int64_t j = 0; j < U; ++j) db[j] += row[j];
-      }
+      add_column_sums<T>(db, dz, N, U);
     }
   };
   auto input_grad = [&] {

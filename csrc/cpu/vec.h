@@ -94,6 +94,41 @@ template <typename T>
 inline void transpose_block(vec_t<T> (&)[Vec<T>::lanes]) {}
 #endif
 
+// db[j] += sum over rows i of dz[i*K + j] (a bias gradient: conv2d, dense). Each vector of
+// columns is summed in registers down all rows (4 vectors side by side) and added to db once:
+// `db[j] += row[j]` row after row kept each vector of db in a store-to-load chain, ~10 cycles
+// a row (0.2 ms of a 3->32 conv layer's backward on one thread).
+template <typename T>
+inline void add_column_sums(T* db, const T* dz, int64_t rows, int64_t K) {
+  using V = vec_t<T>;
+  constexpr int64_t L = Vec<T>::lanes;
+  int64_t j = 0;
+  for (; j + 4 * L <= K; j += 4 * L) {
+    V a0{}, a1{}, a2{}, a3{};
+    for (int64_t i = 0; i < rows; ++i) {
+      const T* row = dz + i * K + j;
+      a0 += vload(row);
+      a1 += vload(row + L);
+      a2 += vload(row + 2 * L);
+      a3 += vload(row + 3 * L);
+    }
+    vstore(db + j, vload(db + j) + a0);
+    vstore(db + j + L, vload(db + j + L) + a1);
+    vstore(db + j + 2 * L, vload(db + j + 2 * L) + a2);
+    vstore(db + j + 3 * L, vload(db + j + 3 * L) + a3);
+  }
+  for (; j + L <= K; j += L) {
+    V a0{};
+    for (int64_t i = 0; i < rows; ++i) a0 += vload(dz + i * K + j);
+    vstore(db + j, vload(db + j) + a0);
+  }
+  for (; j < K; ++j) {
+    T sum = T(0);
+    for (int64_t i = 0; i < rows; ++i) sum += dz[i * K + j];
+    db[j] += sum;
+  }
+}
+
 }  // namespace
 }  // namespace DLFAST_ISA
 }  // namespace dlfast
