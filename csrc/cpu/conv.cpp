@@ -499,8 +499,8 @@ void small_l_dw_tile(T* pw, const T* x, const T* dzc, const T* zeros, const Conv
   store_tile<T, MR, NV>(acc, pw + l0 * K + k0, K, mr, nr, accumulate, nullptr, false);
 }
 
-// The unit's partial dW (= or +=) over output rows [row0, row1): every tile, with a smaller
-// register tile for the last few taps (as micro_rows).
+// The unit's partial dW (= or +=) over output rows [row0, row1): every tile, the last few
+// taps on a smaller register tile (with_tile_rows).
 template <typename T>
 void small_l_dw(T* pw, const T* x, const T* dzc, const T* zeros, const Conv2dShape& s,
                 const QRun* runs, int64_t nruns, int64_t row0, int64_t row1, bool accumulate) {
@@ -510,15 +510,10 @@ void small_l_dw(T* pw, const T* x, const T* dzc, const T* zeros, const Conv2dSha
     const int64_t mr = min64(MR, L - l0);
     for (int64_t k0 = 0; k0 < s.K; k0 += NR) {
       const int64_t nr = min64(NR, s.K - k0);
-      if (mr > MR / 2 || MR <= 2)
-        small_l_dw_tile<T, int(MR)>(pw, x, dzc, zeros, s, runs, nruns, row0, row1, l0, mr, k0,
-                                    nr, accumulate);
-      else if (mr > 2)
-        small_l_dw_tile<T, int(MR / 2)>(pw, x, dzc, zeros, s, runs, nruns, row0, row1, l0, mr,
-                                        k0, nr, accumulate);
-      else
-        small_l_dw_tile<T, 2>(pw, x, dzc, zeros, s, runs, nruns, row0, row1, l0, mr, k0, nr,
-                              accumulate);
+      with_tile_rows<T>(mr, [&](auto rows) {
+        small_l_dw_tile<T, decltype(rows)::value>(pw, x, dzc, zeros, s, runs, nruns, row0,
+                                                  row1, l0, mr, k0, nr, accumulate);
+      });
     }
   }
 }

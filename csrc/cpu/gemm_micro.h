@@ -3,6 +3,7 @@
 // like vec.h; gemm.cpp has the drivers and the packed micro-kernel.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "cpu/tile.h"
 #include "cpu/vec.h"
@@ -84,20 +85,29 @@ inline void micro_strided(int64_t kc, const T* a, int64_t a_rs, int64_t a_cs, co
   store_tile<T, MR, NV>(acc, c, ldc, mr, nr, accumulate, bias, relu);
 }
 
-// micro_strided for a tile of mr <= MR rows, with a smaller register tile for short ones so
-// that a tile of few rows (the last rows of the LSTM's batch slices, the last kernel taps of
-// conv2d's small-L weight gradient) costs in proportion to their number.
+// Calls f(std::integral_constant<int, R>{}) with the register-tile height R for a tile of
+// mr <= MR rows: MR, MR/2 or 2, the smallest of them that holds the rows, so that a tile of
+// few rows (the last rows of the LSTM's batch slices, the last kernel taps of conv2d's
+// in-place weight gradient) costs in proportion to their number.
+template <typename T, class F>
+inline void with_tile_rows(int64_t mr, F&& f) {
+  constexpr int MR = Blocking<T>::MR;
+  if (mr > MR / 2 || MR <= 2)
+    f(std::integral_constant<int, MR>{});
+  else if (mr > 2)
+    f(std::integral_constant<int, MR / 2>{});
+  else
+    f(std::integral_constant<int, 2>{});
+}
+
+// micro_strided for a tile of mr <= MR rows, on the smallest register tile that holds them.
 template <typename T>
 inline void micro_rows(int64_t kc, const T* a, int64_t a_rs, int64_t a_cs, const T* b,
                        int64_t ldb, T* c, int64_t ldc, int64_t mr, int64_t nr, bool accumulate) {
-  constexpr int64_t MR = Blocking<T>::MR;
-  if (mr > MR / 2 || MR <= 2)
-    micro_strided<T>(kc, a, a_rs, a_cs, b, ldb, c, ldc, mr, nr, accumulate, nullptr, false);
-  else if (mr > 2)
-    micro_strided<T, int(MR / 2)>(kc, a, a_rs, a_cs, b, ldb, c, ldc, mr, nr, accumulate,
-                                  nullptr, false);
-  else
-    micro_strided<T, 2>(kc, a, a_rs, a_cs, b, ldb, c, ldc, mr, nr, accumulate, nullptr, false);
+  with_tile_rows<T>(mr, [&](auto rows) {
+    micro_strided<T, decltype(rows)::value>(kc, a, a_rs, a_cs, b, ldb, c, ldc, mr, nr,
+                                            accumulate, nullptr, false);
+  });
 }
 
 // Packing. Both packed layouts are "R-wide panels, k-major": element (r, k) of a panel at
