@@ -178,21 +178,23 @@ def sgdg2_next_step(h, g, g_probe, beta):
     return beta * h + (1 - beta) * h_opt if h_opt >= h else (1 - beta) * h_opt
 
 
+def central_diff_at(f, a, index, eps=1e-6):
+    """(f(a_i + eps) - f(a_i - eps)) / 2eps for the flat entries `index` of array a (each
+    changed in place, then restored)."""
+    flat = a.reshape(-1)  # a view: a must be contiguous
+    assert np.shares_memory(flat, a)
+    out = np.empty(len(index))
+    for k, i in enumerate(index):
+        old = flat[i]
+        flat[i] = old + eps
+        fp = f()
+        flat[i] = old - eps
+        fm = f()
+        flat[i] = old
+        out[k] = (fp - fm) / (2 * eps)
+    return out
+
+
 def central_diff(f, params, eps=1e-6):
     """d f / d p for every element of every array in params (changed in place, restored)."""
-    grads = []
-    for p in params:
-        g = np.zeros(p.shape)
-        flat = p.reshape(-1)  # a view: p must be contiguous
-        assert np.shares_memory(flat, p)
-        gflat = g.reshape(-1)
-        for i in range(flat.size):
-            old = flat[i]
-            flat[i] = old + eps
-            fp = f()
-            flat[i] = old - eps
-            fm = f()
-            flat[i] = old
-            gflat[i] = (fp - fm) / (2 * eps)
-        grads.append(g)
-    return grads
+    return [central_diff_at(f, p, range(p.size), eps).reshape(p.shape) for p in params]

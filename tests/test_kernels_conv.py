@@ -159,20 +159,6 @@ def test_conv_activations(isa_threads, dtype, case, act, use_bias, rng):
 
 # --- finite differences (float64, central) ---------------------------------------------------
 
-def numeric_grad(f, a, idx):
-    eps = 1e-6
-    out = []
-    for i in idx:
-        old = a.flat[i]
-        a.flat[i] = old + eps
-        fp = f()
-        a.flat[i] = old - eps
-        fm = f()
-        a.flat[i] = old
-        out.append((fp - fm) / (2 * eps))
-    return np.array(out)
-
-
 @pytest.mark.parametrize("act", ["linear", "tanh", "softmax"])
 @pytest.mark.parametrize("case", CASES[:12], ids=case_id)
 def test_conv_finite_differences(case, act, rng):
@@ -184,7 +170,7 @@ def test_conv_finite_differences(case, act, rng):
     dx, dw, db = ops.conv2d_backward(dy, x, w, b, activation=act, **kw)
     for name, arr, grad in (("dx", x, dx), ("dkernel", w, dw), ("dbias", b, db)):
         idx = rng.choice(arr.size, size=min(arr.size, 12), replace=False)
-        np.testing.assert_allclose(grad.flat[idx], numeric_grad(loss, arr, idx), rtol=1e-5,
+        np.testing.assert_allclose(grad.flat[idx], ref.central_diff_at(loss, arr, idx), rtol=1e-5,
                                    atol=1e-7, err_msg=name)
 
 
