@@ -15,15 +15,31 @@ namespace dlfast {
 namespace cuda {
 namespace {
 
-// col(x)(m, l): m = (n, p, q) output pixel, l = (r, s, c) window cell; contiguous along l
-// (channels) when C % 4 == 0, so a group of 4 is one float4 inside one (r, s).
-struct ConvWindowLoader {
-  const float* x;
+// A loader gathering element (o, k) of an operand from p at Index::offset(s, o, k), zero where
+// the offset is -1; contiguous along k (groups of 4 as one float4) when `vec`. The three
+// convolution operands below differ only in their index arithmetic.
+template <class Index>
+struct GatherLoader {
+  const float* p;
   Conv2dShape s;
   bool vec;
   static constexpr bool kAlongK = true;
-  // Offset of (m, l) in x, or -1 outside the image.
-  __device__ int64_t offset(int64_t m, int64_t l) const {
+  __device__ float at(int64_t o, int64_t k) const {
+    const int64_t i = Index::offset(s, o, k);
+    return i < 0 ? 0.f : p[i];
+  }
+  __device__ bool vec_ok(int64_t, int64_t) const { return vec; }
+  __device__ float4 at4(int64_t o, int64_t k) const {
+    const int64_t i = Index::offset(s, o, k);
+    return i < 0 ? make_float4(0.f, 0.f, 0.f, 0.f) : *reinterpret_cast<const float4*>(p + i);
+  }
+};
+
+// col(x)(m, l): m = (n, p, q) output pixel, l = (r, s, c) window cell; contiguous along l
+// (channels) when C % 4 == 0, so a group of 4 is one float4 inside one (r, s). -1 outside
+// the image.
+struct WindowIndex {
+  __device__ static int64_t offset(const Conv2dShape& s, int64_t m, int64_t l) {
     const int64_t c = l % s.C, rs = l / s.C, sc = rs % s.S, r = rs / s.S;
     const int64_t q = m % s.Q, np = m / s.Q, p = np % s.P, n = np / s.P;
     const int64_t h = p * s.stride_h - s.pad_top + r * s.dil_h;
@@ -31,16 +47,8 @@ struct ConvWindowLoader {
     if (h < 0 || h >= s.H || w < 0 || w >= s.W) return -1;
     return ((n * s.H + h) * s.W + w) * s.C + c;
   }
-  __device__ float at(int64_t m, int64_t l) const {
-    const int64_t o = offset(m, l);
-    return o < 0 ? 0.f : x[o];
-  }
-  __device__ bool vec_ok(int64_t, int64_t) const { return vec; }
-  __device__ float4 at4(int64_t m, int64_t l) const {
-    const int64_t o = offset(m, l);
-    return o < 0 ? make_float4(0.f, 0.f, 0.f, 0.f) : *reinterpret_cast<const float4*>(x + o);
-  }
 };
+using ConvWindowLoader = GatherLoader<WindowIndex>;
 
 // col(x)^T as the A operand of the weight gradient: element (l, m), contiguous along l.
 struct ConvWindowTLoader {
@@ -52,14 +60,10 @@ struct ConvWindowTLoader {
 };
 
 // dcol(i, j) for the input gradient: i = (n, h, w) input pixel, j = (r, s, k); the dz of the
-// output pixel (p, q) whose window puts cell (r, s) on (h, w), zero when there is none.
+// output pixel (p, q) whose window puts cell (r, s) on (h, w), -1 (zero) when there is none.
 // Contiguous along j (filters) when K % 4 == 0.
-struct ConvScatterLoader {
-  const float* dz;
-  Conv2dShape s;
-  bool vec;
-  static constexpr bool kAlongK = true;
-  __device__ int64_t offset(int64_t i, int64_t j) const {
+struct ScatterIndex {
+  __device__ static int64_t offset(const Conv2dShape& s, int64_t i, int64_t j) {
     const int64_t k = j % s.K, rs = j / s.K, sc = rs % s.S, r = rs / s.S;
     const int64_t w = i % s.W, nh = i / s.W, h = nh % s.H, n = nh / s.H;
     const int64_t ph = h + s.pad_top - r * s.dil_h, qw = w + s.pad_left - sc * s.dil_w;
@@ -68,34 +72,18 @@ struct ConvScatterLoader {
     if (p >= s.P || q >= s.Q) return -1;
     return ((n * s.P + p) * s.Q + q) * s.K + k;
   }
-  __device__ float at(int64_t i, int64_t j) const {
-    const int64_t o = offset(i, j);
-    return o < 0 ? 0.f : dz[o];
-  }
-  __device__ bool vec_ok(int64_t, int64_t) const { return vec; }
-  __device__ float4 at4(int64_t i, int64_t j) const {
-    const int64_t o = offset(i, j);
-    return o < 0 ? make_float4(0.f, 0.f, 0.f, 0.f) : *reinterpret_cast<const float4*>(dz + o);
-  }
 };
+using ConvScatterLoader = GatherLoader<ScatterIndex>;
 
 // Wt(j, c) = w[r, s, c, k] for j = (r, s, k): the B operand of the input gradient, as element
 // (c, j) of a loader; contiguous along j (filters) when K % 4 == 0.
-struct KernelTLoader {
-  const float* w;
-  Conv2dShape s;
-  bool vec;
-  static constexpr bool kAlongK = true;
-  __device__ int64_t offset(int64_t c, int64_t j) const {
+struct KernelTIndex {
+  __device__ static int64_t offset(const Conv2dShape& s, int64_t c, int64_t j) {
     const int64_t k = j % s.K, rs = j / s.K;
     return (rs * s.C + c) * s.K + k;
   }
-  __device__ float at(int64_t c, int64_t j) const { return w[offset(c, j)]; }
-  __device__ bool vec_ok(int64_t, int64_t) const { return vec; }
-  __device__ float4 at4(int64_t c, int64_t j) const {
-    return *reinterpret_cast<const float4*>(w + offset(c, j));
-  }
 };
+using KernelTLoader = GatherLoader<KernelTIndex>;
 
 constexpr int kThreads = 256;
 
