@@ -28,7 +28,8 @@ SHAPES = [
     (65, 64, 64),       # the smallest packed one
     (63, 65, 257),
     (13, 200, 129),
-    (100, 37, 513),
+    (100, 37, 513),     # packed, last row panel 4 rows (the 4-row register tile)
+    (62, 70, 130),      # packed, last row panel 2 rows
     (97, 1, 700),       # a matrix-vector product
     (1, 300, 700),
     (300, 250, 40),     # parallel over N

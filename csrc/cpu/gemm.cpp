@@ -39,7 +39,9 @@ constexpr int64_t kSmallMNK = 64 * 64 * 64;
 // The packed micro-kernel: one MR x NR tile of C from a packed A panel (a(i,k) at k*MR+i) and a
 // B panel b(k,j) at k*ldb+j: packed (ldb = NR) or read in place from a row-major B. Per k: NV aligned loads of B, MR broadcasts of A straight
 // from memory, MR*NV FMAs into registers; nothing else in the loop (checked with objdump).
-template <typename T>
+// R (<= MR) is the register tile's height: the panel's last rows may be fewer than MR (M = 64
+// is 10 panels of 6 and one of 4), and a 4-row tile costs 4/6 of a full one (see micro_tile).
+template <typename T, int R>
 inline void micro_packed(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t ldb,
                          T* c, int64_t ldc, int64_t mr, int64_t nr, bool accumulate,
                          const T* bias, bool relu) {
@@ -48,11 +50,11 @@ inline void micro_packed(int64_t kc, const T* __restrict a, const T* __restrict 
   // Ask for the C tile now so its lines arrive while the k loop runs (a row of the tile
   // may straddle two lines when C is not 64-byte aligned).
 #pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i) {
+  for (int i = 0; i < R; ++i) {
     __builtin_prefetch(c + i * ldc, 1);
     __builtin_prefetch(c + i * ldc + NR - 1, 1);
   }
-  V acc[MR][NV];
+  V acc[R][NV];
   zero_tile<T>(acc);
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
@@ -61,7 +63,7 @@ inline void micro_packed(int64_t kc, const T* __restrict a, const T* __restrict 
     for (int j = 0; j < NV; ++j) bv[j] = vload(b + j * L);
     __builtin_prefetch(a + kPrefetchA);
 #pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
+    for (int i = 0; i < R; ++i) {
       V ai = vsplat(a[i]);
 #pragma GCC unroll 4
       for (int j = 0; j < NV; ++j) acc[i][j] += ai * bv[j];
@@ -69,7 +71,19 @@ inline void micro_packed(int64_t kc, const T* __restrict a, const T* __restrict 
     a += MR;
     b += ldb;
   }
-  store_tile<T, MR, NV>(acc, c, ldc, mr, nr, accumulate, bias, relu);
+  store_tile<T, R, NV>(acc, c, ldc, mr, nr, accumulate, bias, relu);
+}
+
+// One tile of C from packed A: micro_packed on the smallest register tile that holds its mr
+// rows. GEMMs of a few row panels (the Dense layers' batch of 64 = 10 x 6 + 4) otherwise
+// spend a sixth of their last panel's work on zero rows.
+template <typename T>
+inline void micro_tile(int64_t kc, const T* a, const T* b, int64_t ldb, T* c, int64_t ldc,
+                       int64_t mr, int64_t nr, bool accumulate, const T* bias, bool relu) {
+  with_tile_rows<T>(mr, [&](auto rows) {
+    micro_packed<T, decltype(rows)::value>(kc, a, b, ldb, c, ldc, mr, nr, accumulate, bias,
+                                           relu);
+  });
 }
 
 
@@ -151,9 +165,9 @@ void gemm_packed(T* C, const T* A, const T* B, const T* bias, const GemmArgs& g,
           const T* bpanel = direct ? B + pc * g.ldb + jc + jr : Bp + (jr - nc_direct) * kc;
           const int64_t bld = direct ? g.ldb : Bk::NR;
           for (int64_t ir = 0; ir < mc; ir += Bk::MR) {
-            micro_packed<T>(kc, Ablk + ir * kc, bpanel, bld, C + (ic + ir) * g.ldc + jc + jr,
-                            g.ldc, min64(Bk::MR, mc - ir), nr, accumulate, tile_bias,
-                            last && g.relu);
+            micro_tile<T>(kc, Ablk + ir * kc, bpanel, bld, C + (ic + ir) * g.ldc + jc + jr,
+                          g.ldc, min64(Bk::MR, mc - ir), nr, accumulate, tile_bias,
+                          last && g.relu);
           }
         }
       }
@@ -198,9 +212,12 @@ void gemm_small(T* C, const T* A, const T* B, const T* bias, const GemmArgs& g) 
       }
       const T* tile_bias = last && bias ? bias + jr : nullptr;
       for (int64_t ir = 0; ir < g.M; ir += Bk::MR) {
-        micro_strided<T>(kc, op_at(A, g.lda, g.trans_a, ir, pc), a_rs, a_cs, panel, panel_ld,
-                         C + ir * g.ldc + jr, g.ldc, min64(Bk::MR, g.M - ir), nr, accumulate,
-                         tile_bias, last && g.relu);
+        const int64_t mr = min64(Bk::MR, g.M - ir);
+        with_tile_rows<T>(mr, [&](auto rows) {
+          micro_strided<T, decltype(rows)::value>(
+              kc, op_at(A, g.lda, g.trans_a, ir, pc), a_rs, a_cs, panel, panel_ld,
+              C + ir * g.ldc + jr, g.ldc, mr, nr, accumulate, tile_bias, last && g.relu);
+        });
       }
     }
   }

@@ -86,18 +86,20 @@ inline void micro_strided(int64_t kc, const T* a, int64_t a_rs, int64_t a_cs, co
 }
 
 // Calls f(std::integral_constant<int, R>{}) with the register-tile height R for a tile of
-// mr <= MR rows: MR, MR/2 or 2, the smallest of them that holds the rows, so that a tile of
-// few rows (the last rows of the LSTM's batch slices, the last kernel taps of conv2d's
-// in-place weight gradient) costs in proportion to their number.
+// mr <= MR rows: the smallest of 2, MR/2, 4 (when MR/2 < 4) and MR that holds the rows, so
+// that a tile of few rows (the last rows of a batch of 64 = 10 x 6 + 4, of the LSTM's batch
+// slices, the last kernel taps of conv2d's in-place weight gradient) costs in proportion.
 template <typename T, class F>
 inline void with_tile_rows(int64_t mr, F&& f) {
   constexpr int MR = Blocking<T>::MR;
-  if (mr > MR / 2 || MR <= 2)
-    f(std::integral_constant<int, MR>{});
-  else if (mr > 2)
-    f(std::integral_constant<int, MR / 2>{});
-  else
+  if (mr <= 2 && MR > 2)
     f(std::integral_constant<int, 2>{});
+  else if (mr <= MR / 2 && MR / 2 > 2)
+    f(std::integral_constant<int, MR / 2>{});
+  else if (mr <= 4 && MR > 4)
+    f(std::integral_constant<int, 4>{});
+  else
+    f(std::integral_constant<int, MR>{});
 }
 
 // micro_strided for a tile of mr <= MR rows, on the smallest register tile that holds them.
