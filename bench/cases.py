@@ -247,9 +247,46 @@ def train_case(name, sizes, batch, sparse, lr=0.01):
     return Case("train", name, impls, check, flops=flops, notes=notes)
 
 
+def step_gemms_case(name, sizes, batch):
+    """The matrix products of one training step of the MLP `sizes`, back to back: per layer
+    x@W, x^T@dz and (but for the first layer) dz@W^T, each a new array as in gemm_case. Beside
+    the train step's line it shows how much of a step is products, which no fusion or lower
+    overhead removes: with products only as fast as NumPy's, a step can beat NumPy's step by
+    at most (NumPy's step time) / (the products' time)."""
+    products = []  # (A, B, trans_a, trans_b): op(A) @ op(B), A and B stored as gemm_case's
+    for i, (d_in, d_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        x, w, dz = randn(batch, d_in), randn(d_in, d_out), randn(batch, d_out)
+        products.append((x, w, False, False))
+        products.append((x, dz, True, False))
+        if i > 0:
+            products.append((dz, w, False, True))
+
+    def op(a, t):
+        return a.T if t else a
+
+    impls = {"dlfast": lambda: [ops.matmul(a, b, trans_a=ta, trans_b=tb)
+                                for a, b, ta, tb in products],
+             "numpy": lambda: [op(a, ta) @ op(b, tb) for a, b, ta, tb in products]}
+    if torch is not None:
+        tprod = [(op(torch.from_numpy(a), ta), op(torch.from_numpy(b), tb))
+                 for a, b, ta, tb in products]
+        impls["torch"] = lambda: [torch.mm(a, b) for a, b in tprod]
+
+    def check():
+        refs = [f64(op(a, ta)) @ f64(op(b, tb)) for a, b, ta, tb in products]
+        err = expect_close("dlfast", [(f"product {i}", c, r) for i, (c, r) in
+                                      enumerate(zip(impls["dlfast"](), refs))], GEMM_TOL)
+        return f"{len(products)} products, rel err {err:.1e}"
+
+    flops = sum(2.0 * op(a, ta).shape[0] * op(a, ta).shape[1] * op(b, tb).shape[1]
+                for a, b, ta, tb in products)
+    return Case("train", name, impls, check, flops=flops)
+
+
 def train_cases():
     return [train_case("iris 4-32-16-3 train step b16", IRIS, 16, sparse=False),
-            train_case("mlp 784-256-128-10 train step b64", MLP, 64, sparse=True)]
+            train_case("mlp 784-256-128-10 train step b64", MLP, 64, sparse=True),
+            step_gemms_case("mlp 784-256-128-10 step's 8 GEMMs only b64", MLP, 64)]
 
 
 def all_cases():
