@@ -30,14 +30,27 @@ void set_num_threads(int n) {
   omp_set_num_threads(n);
 }
 
+namespace {
+// Inside a parallel region (dense_backward runs its two products side by side) the caller
+// already shares out the cores: one thread, and no nested region to open.
+int threads_from(double flops, double min_flops) {
+  if (omp_in_parallel()) return 1;
+  return flops < min_flops ? 1 : get_num_threads();
+}
+}  // namespace
+
 int threads_for_work(double flops) {
   // Below ~2 MFLOP a parallel region's wake-up and join (a few microseconds) is a large
-  // share of the work; measured with bench/bench_gemm.py at the Dense shapes.
-  // Inside a parallel region (dense_backward runs its two products side by side) the caller
-  // already shares out the cores: one thread, and no nested region to open.
-  if (omp_in_parallel()) return 1;
-  const int n = get_num_threads();
-  return flops < 2.0e6 ? 1 : n;
+  // share of the work of the element-wise and memory-bound kernels that ask.
+  return threads_from(flops, 2.0e6);
+}
+
+int threads_for_gemm(double flops) {
+  // 2 x 64^3: below it gemm takes its one-thread small path anyway. Measured 1 -> 2 threads
+  // (min of 3000 calls, 2-vCPU Zen 3), 24x96x128 (0.59 MFLOP) 8.1 -> 6.1 us, 64x64x80
+  // 9.8 -> 7.1, 16x256x128 16.3 -> 10.0, 256x128x16 (A transposed) 17.5 -> 11.0; these
+  // had stayed on one thread under threads_for_work's 2 MFLOP.
+  return threads_from(flops, 2.0 * 64 * 64 * 64);
 }
 
 void* thread_workspace(WorkspaceSlot slot, size_t bytes) {

@@ -12,6 +12,10 @@ void set_num_threads(int n);
 // where waking a second thread costs more than it saves, else get_num_threads(); 1 when
 // called inside a parallel region.
 int threads_for_work(double flops);
+// The same for matrix products (gemm, and dense_backward's choice of running its two
+// products side by side), whose work is multiply-adds on data each thread packs for itself:
+// a second thread pays off from ~0.5 MFLOP, the packed GEMM's smallest products.
+int threads_for_gemm(double flops);
 
 // Workspace slots: each thread owns one growable, 64-byte-aligned buffer per slot.
 // kConvCol: conv2d's im2col / dcol chunk; kConvGrad: conv2d_backward's dz = dy * act'(y);

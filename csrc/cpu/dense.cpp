@@ -50,7 +50,7 @@ void dense_backward(T* dx, T* dW, T* db, const T* dy, const T* x, const T* W, co
   // over two threads scales poorly (each thread packs what its slab needs, then waits for the
   // other). Same blocking either way, so the same bits. With more threads each product keeps
   // all of them (untested: this machine has two cores).
-  if (dx && threads_for_work(2.0 * double(N) * double(D) * double(U)) == 2) {
+  if (dx && threads_for_gemm(2.0 * double(N) * double(D) * double(U)) == 2) {
     bool failed = false;
     parallel_ranges(2, 2, [&](int64_t lo, int64_t) {
       try {

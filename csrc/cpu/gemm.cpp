@@ -247,7 +247,7 @@ void gemm(T* C, const T* A, const T* B, const T* bias, int64_t M, int64_t N, int
   if (K <= 0) return gemm_empty(C, bias, g);
   if (M * N * K <= kSmallMNK) return gemm_small(C, A, B, bias, g);
 
-  const int nt = threads_for_work(2.0 * double(M) * double(N) * double(K));
+  const int nt = threads_for_gemm(2.0 * double(M) * double(N) * double(K));
   if (nt <= 1) return gemm_packed(C, A, B, bias, g, 0, M, 0, N);
 
   // Split C into slabs of whole micro-panels along N (each thread all rows) or M. When
