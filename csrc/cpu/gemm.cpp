@@ -4,8 +4,9 @@
 //
 // Loops, outermost first (BLIS names): jc over NC columns of C (B block in L3), pc over KC of the
 // reduction (packed B panel kc x nc), ic over MC rows (packed A block mc x kc, in L2), jr over
-// NR-wide micro-panels of B (kc x NR, stays in L1), ir over MR-tall micro-panels of A; the
-// micro-kernel keeps an MR x NR tile of C in registers for the whole kc loop.
+// NR-wide micro-panels of B (kc x NR, stays in L1), ir over MR-tall micro-panels of A (ir
+// outside jr when kc is short, see kRowOrderMaxKc); the micro-kernel keeps an MR x NR tile of
+// C in registers for the whole kc loop.
 // Packed A stores each MR-row panel k-major (a(i,k) at k*MR + i); packed B stores each
 // NR-column panel k-major (b(k,j) at k*NR + j); both are zero-padded to full panels, so the
 // micro-kernel never branches. Transposes cost nothing extra: packing reads op(A), op(B).
@@ -35,6 +36,13 @@ constexpr int kPrefetchA = 64;
 constexpr int64_t kInPlaceBMaxM = 32;
 // Below this many multiply-adds the product runs on one thread without packing A.
 constexpr int64_t kSmallMNK = 64 * 64 * 64;
+// Reductions up to this long walk the tiles of a block along C's rows (ir outer, jr inner)
+// instead of BLIS's jr outer: with so few k steps a tile's store of C is a large share of its
+// work, and row order writes C line after line, while the small packed B block (kc x nc) is
+// re-read from L2 for each row panel. Weight-gradient shapes (A transposed), 2 threads, min of
+// 500 calls: 784x256x16 55-56 -> 52 us, 256x128x16 11.7 -> 10.4, 784x256x32 88-90 -> 85,
+// 784x256x64 154-156 -> 153-157; kc 128 and 256 gained nothing measurable.
+constexpr int64_t kRowOrderMaxKc = 64;
 
 // The packed micro-kernel: one MR x NR tile of C from a packed A panel (a(i,k) at k*MR+i) and a
 // B panel b(k,j) at k*ldb+j: packed (ldb = NR) or read in place from a row-major B. Per k: NV aligned loads of B, MR broadcasts of A straight
@@ -158,17 +166,22 @@ void gemm_packed(T* C, const T* A, const T* B, const T* bias, const GemmArgs& g,
         const int64_t mc = min64(Bk::MC, m1 - ic);
         const T* Ablk = kPrePackedA ? Ap_all + pc * Mpad + (ic - m0) * kc : Ap;
         if (!kPrePackedA) pack_a(Ap, op_at(A, g.lda, g.trans_a, ic, pc), g.lda, g.trans_a, mc, kc);
-        for (int64_t jr = 0; jr < nc; jr += Bk::NR) {
+        auto tile = [&](int64_t ir, int64_t jr) {
           const int64_t nr = min64(Bk::NR, nc - jr);
           const T* tile_bias = last && bias ? bias + jc + jr : nullptr;
           const bool direct = jr < nc_direct;
           const T* bpanel = direct ? B + pc * g.ldb + jc + jr : Bp + (jr - nc_direct) * kc;
           const int64_t bld = direct ? g.ldb : Bk::NR;
-          for (int64_t ir = 0; ir < mc; ir += Bk::MR) {
-            micro_tile<T>(kc, Ablk + ir * kc, bpanel, bld, C + (ic + ir) * g.ldc + jc + jr,
-                          g.ldc, min64(Bk::MR, mc - ir), nr, accumulate, tile_bias,
-                          last && g.relu);
-          }
+          micro_tile<T>(kc, Ablk + ir * kc, bpanel, bld, C + (ic + ir) * g.ldc + jc + jr,
+                        g.ldc, min64(Bk::MR, mc - ir), nr, accumulate, tile_bias,
+                        last && g.relu);
+        };
+        if (kc <= kRowOrderMaxKc) {
+          for (int64_t ir = 0; ir < mc; ir += Bk::MR)
+            for (int64_t jr = 0; jr < nc; jr += Bk::NR) tile(ir, jr);
+        } else {
+          for (int64_t jr = 0; jr < nc; jr += Bk::NR)
+            for (int64_t ir = 0; ir < mc; ir += Bk::MR) tile(ir, jr);
         }
       }
     }
