@@ -147,6 +147,22 @@ def test_crossentropy_from_huge_logits_is_stable(isa_threads, dtype, sparse):
     np.testing.assert_allclose(grad, (softmax - ref.onehot(labels, 3)) / 3, atol=1e-6)
 
 
+@pytest.mark.parametrize("sparse", [False, True], ids=["categorical", "sparse"])
+def test_crossentropy_gradient_of_confident_rows_is_relatively_accurate(isa_threads, dtype,
+                                                                        sparse):
+    # The true class has p = 1 - tiny: its gradient (p - 1) / n must keep its relative
+    # precision, not round to 0 as float32's 1 - tiny would (row 1: p - 1 ~ -7e-9).
+    z = np.array([[12.0, -3.0, 0.5, 1.0], [20.0, 1.0, 2.0, -5.0], [0.3, 9.0, -1.0, 8.5]], dtype)
+    labels = np.array([0, 0, 1])
+    t = ref.onehot(labels, 4)
+    if sparse:
+        grad = ops.sparse_categorical_crossentropy_backward(labels, z, from_logits=True)
+    else:
+        grad = ops.categorical_crossentropy_backward(t.astype(dtype), z, from_logits=True)
+    want = ref.cce_logits(t, z)[1]
+    np.testing.assert_allclose(grad, want, rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
 def test_single_huge_wrong_logit_loss_is_2e4(dtype):
     z = np.array([[-1e4, 1e4]], dtype)
     assert ops.sparse_categorical_crossentropy_forward([0], z, from_logits=True) == \
