@@ -66,11 +66,12 @@ def test_model_to_rejects_unknown_devices():
 
 @pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake is not on PATH")
 def test_the_build_option_rejects_unknown_values(tmp_path):
-    import pybind11
-    proc = subprocess.run(["cmake", "-S", str(ROOT), "-B", str(tmp_path), "-G", "Ninja",
-                           "-DDLFAST_CUDA=maybe", f"-Dpybind11_DIR={pybind11.get_cmake_dir()}"],
-                          capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "CMAKE_BUILD_PARALLEL_LEVEL": "1"})
+    # CMakeLists.txt checks DLFAST_CUDA before it looks for Python, pybind11 or OpenMP (build
+    # dependencies a test environment need not have), so plain cmake is enough to see it fail.
+    cmake = shutil.which("cmake")
+    assert cmake, "cmake is in the test extra (pyproject.toml) and must be on PATH"
+    proc = subprocess.run([cmake, "-S", str(ROOT), "-B", str(tmp_path), "-DDLFAST_CUDA=maybe"],
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     assert "DLFAST_CUDA must be AUTO, ON or OFF, got 'maybe'" in proc.stderr
 
