@@ -314,7 +314,7 @@ def iris_breakdown(time_fn):
         code, fused = LOSSES[model.loss.kernel_name], model._head_fused
         out = model._head_forward(x, True)
         _, dout = _core.loss(code, y, out, fused, True)
-        grads, weights, opt = model._flat_grads, model._flat_weights, model.optimizer
+        (grads, weights), opt = model._optimizer_arrays(), model.optimizer
         parts = {
             "train_on_batch (total)": lambda: model.train_on_batch(x, y),
             "input checks (check_input/_prepare_y)": lambda: model._prepare_y(

@@ -633,12 +633,31 @@ def test_adam_on_the_standin_equals_the_cpu_run(standin, kind, tmp_path):
     saved_c, saved_g = load_file(tmp_path / "cpu.dlfast"), load_file(tmp_path / "gpu.dlfast")
     assert sorted(saved_g) == sorted(saved_c)
     slots = [k for k in saved_c if k.endswith(("/momentum", "/velocity"))]
-    assert len(slots) == 2 and all(np.any(saved_c[k] != 0) for k in slots)
+    # one m and one v per trainable weight (the file's per-weight layout, format version 2)
+    assert len(slots) == 2 * len(cpu_model.trainable_weights)
+    assert all(np.any(saved_c[k] != 0) for k in slots)
     for key in saved_c:
         np.testing.assert_array_equal(saved_g[key], saved_c[key], err_msg=key)
     gpu_model.to("cpu")
     for _ in range(3):
         assert gpu_model.train_on_batch(x[32:64], y[32:64]) == \
             cpu_model.train_on_batch(x[32:64], y[32:64])
+    for wg, wc in zip(gpu_model.get_weights(), cpu_model.get_weights()):
+        np.testing.assert_array_equal(wg, wc)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_trainable_flipped_on_the_standin_equals_the_cpu_run(standin, kind):
+    """A layer frozen and unfrozen between steps while the model is on the device: the runner
+    re-places the trainable weights at the next step (state kept), as the CPU honours it."""
+    cpu_model, gpu_model, x, y = _pair(kind, _adam)
+    for step in range(6):
+        frozen = step in (2, 3)
+        for m in (cpu_model, gpu_model):
+            m.layers[0].trainable = not frozen
+        before = gpu_model.get_weights()[0]
+        assert gpu_model.train_on_batch(x[:32], y[:32]) == \
+            cpu_model.train_on_batch(x[:32], y[:32])
+        assert np.array_equal(gpu_model.get_weights()[0], before) == frozen, step
     for wg, wc in zip(gpu_model.get_weights(), cpu_model.get_weights()):
         np.testing.assert_array_equal(wg, wc)

@@ -47,7 +47,6 @@ class Functional(Model):
         self._inbound[source.layer] = []
         self.input_shape = source.shape[1:]
         self.output_shape = target.shape[1:]
-        self._flatten_parameters()
         self.built = True
 
     # --- structure ------------------------------------------------------------------------
@@ -102,10 +101,13 @@ class Functional(Model):
     # --- configuration --------------------------------------------------------------------
     def get_config(self):
         """name and the layers in order, each with the names of the layers feeding it."""
-        return {"name": self.name,
-                "layers": [{**saving.serialize(layer),
-                            "inbound": [s.name for s in self._inbound[layer]]}
-                           for layer in self.layers]}
+        config = {"name": self.name,
+                  "layers": [{**saving.serialize(layer),
+                              "inbound": [s.name for s in self._inbound[layer]]}
+                             for layer in self.layers]}
+        if not self.trainable:
+            config["trainable"] = False
+        return config
 
     @classmethod
     def from_config(cls, config, custom_objects=None):

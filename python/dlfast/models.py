@@ -3,9 +3,11 @@ predict, train_on_batch, summary, save); Sequential (a stack of layers) and the 
 model (``Model(inputs, outputs)``, a graph of layer calls: functional.py) only say how the
 data flows. A model is a layer: forward/backward/weights/grads work on it as on any layer.
 
-A built model keeps every trainable weight of a dtype in one flat buffer (and every gradient
-in another) and hands the layers views into them: zero_grad is one fill and an optimizer step
-is one C++ call over all parameters, whatever the number of layers. The training step calls
+A model owns no weights: they live in its layers, each layer's trainable weights packed in one
+buffer (and its gradients in another) when it is built (Layer._pack_parameters). A layer held
+by two models (a GAN's discriminator, alone and inside the combined model) is one set of
+arrays, and ``trainable`` is read at every step: an optimizer step is one C++ call over the
+buffers of the layers that are trainable now (``_optimizer_arrays``). The training step calls
 the layers' kernels directly (their inputs were checked once, at the model's door) and fuses a
 final softmax/sigmoid into the cross-entropy (from logits: stable, and one pass fewer)."""
 
@@ -16,13 +18,10 @@ import numpy as np
 from . import _core, _random, callbacks as callbacks_module, losses as losses_module
 from . import metrics as metrics_module, optimizers as optimizers_module, saving
 from ._progress import EpochProgress
-from .layers.base import Layer, normalize_shape, positive_int, to_array
+from .layers.base import Layer, normalize_shape, positive_int, to_array, trainable_version
 from .layers.core import Activation, Dense, Input
 from .ops import LOSSES, labels_array
 from .saving import load_model  # noqa: F401  (dlfast.models.load_model, as in Keras)
-
-_ALIGN = 16  # elements: each weight starts on a 64-byte boundary of the flat buffer (float32)
-
 
 class Model(Layer):
     """What every model shares: the training loop, the flat parameter buffers, summary, files.
@@ -46,7 +45,7 @@ class Model(Layer):
         self.loss = None
         self.metrics = []
         self.stop_training = False
-        self._flat = []  # [(weights_flat, grads_flat)] per dtype
+        self._optimizer_cache = None  # (trainable_version(), grads, weights)
         self.device = "cpu"
         self._cuda = None  # the DeviceRunner (dlfast/cuda/training.py) after to('cuda')
 
@@ -86,11 +85,33 @@ class Model(Layer):
 
     @property
     def weight_trainable(self):
-        return [t and layer.trainable for layer in self.layers for t in layer.weight_trainable]
+        """Per weight: trained now. The layers' own flags decide (a model's ``trainable``
+        setter sets them all), so a layer unfrozen inside a frozen model trains, as in Keras."""
+        return [t and layer.trainable for layer in self._leaf_layers()
+                for t in layer.weight_trainable]
 
     @weight_trainable.setter
     def weight_trainable(self, value):
         pass
+
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        """Keras 3: sets the flag on every layer of the model (nested models included)."""
+        Layer.trainable.fset(self, value)
+        for layer in getattr(self, "layers", ()):
+            layer.trainable = value
+
+    @property
+    def trainable_weights(self):
+        return [w for w, t in zip(self.weights, self.weight_trainable) if t]
+
+    @property
+    def non_trainable_weights(self):
+        return [w for w, t in zip(self.weights, self.weight_trainable) if not t]
 
     def regularization_loss(self):
         return sum(layer.regularization_loss() for layer in self.layers)
@@ -102,31 +123,20 @@ class Model(Layer):
         if not self.built:
             self.build()
 
-    def _flatten_parameters(self):
-        """Move every trainable weight (and gradient) into one flat buffer per dtype; the
-        layers keep views, so their arrays stay live and C-contiguous. Non-trainable weights
-        (a frozen layer's, moving statistics) stay outside: the optimizer never sees them."""
-        groups = {}
-        for layer in self._leaf_layers():
-            for i, (w, t) in enumerate(zip(layer.weights, layer.weight_trainable)):
-                if t and layer.trainable:
-                    groups.setdefault(w.dtype, []).append((layer, i))
-        self._flat = []
-        for dtype, entries in groups.items():
-            sizes = [layer.weights[i].size for layer, i in entries]
-            offsets = np.cumsum([0] + [-(-s // _ALIGN) * _ALIGN for s in sizes])
-            flat_w = np.zeros(int(offsets[-1]), dtype)
-            flat_g = np.zeros(int(offsets[-1]), dtype)
-            for (layer, i), off, size in zip(entries, offsets, sizes):
-                shape = layer.weights[i].shape
-                w_view = flat_w[off:off + size].reshape(shape)
-                g_view = flat_g[off:off + size].reshape(shape)
-                w_view[...] = layer.weights[i]
-                g_view[...] = layer.grads[i]
-                layer.weights[i], layer.grads[i] = w_view, g_view
-            self._flat.append((flat_w, flat_g))
-        self._flat_weights = [w for w, _ in self._flat]
-        self._flat_grads = [g for _, g in self._flat]
+    def _optimizer_arrays(self):
+        """(grads, weights): the arrays one optimizer step updates, the buffers of the layers
+        that are trainable now (Layer.optimizer_arrays), in layer order. Rebuilt when any
+        layer's trainable flag has been set since the last call, so a flag flipped between
+        two steps (the GAN recipe) is honoured at the next one."""
+        cache = self._optimizer_cache
+        if cache is None or cache[0] != trainable_version():
+            grads, weights = [], []
+            for layer in self._leaf_layers():
+                g, w = layer.optimizer_arrays()
+                grads += g
+                weights += w
+            cache = self._optimizer_cache = (trainable_version(), grads, weights)
+        return cache[1], cache[2]
 
     # --- forward / backward (a model is a layer) ------------------------------------------
     def check_input(self, x, what="input"):
@@ -137,11 +147,8 @@ class Model(Layer):
         return super().check_input(x, what)
 
     def zero_grad(self):
-        for g in self._flat_grads if self.built else ():
-            g.fill(0)
         for layer in self._leaf_layers():
-            if not (layer.trainable and all(layer.weight_trainable)):
-                layer.zero_grad()
+            layer.zero_grad()
 
     def to(self, device):
         """Move the weights and optimizer state to 'cuda' (train, evaluate and predict then
@@ -165,6 +172,8 @@ class Model(Layer):
         """True when the last layer's activation is fused into the loss (from logits)."""
         if self._head_fused is None:
             last = self._output_layer()
+            while isinstance(last, Model):  # a nested model's output layer (a GAN's D)
+                last = last._output_layer()
             want = self.loss.fuses_with
             self._head_fused = (not self.loss.from_logits and want is not None
                                 and isinstance(last, (Dense, Activation))
@@ -217,13 +226,14 @@ class Model(Layer):
             loss += self.add_regularization_grads()  # Keras: the penalties are part of the loss
             return loss, out
 
+        grads, weights = self._optimizer_arrays()
         if not self.optimizer.needs_closure:
             loss, out = forward_backward()
-            self.optimizer.apply(self._flat_grads, self._flat_weights)
+            self.optimizer.apply(grads, weights)
             return loss, out
         replay = _random.Replay(self)  # before the step's forward draws its dropout masks
         loss, out = forward_backward()
-        self.optimizer.apply(self._flat_grads, self._flat_weights,
+        self.optimizer.apply(grads, weights,
                              closure=lambda: self._reevaluation(forward_backward, replay))
         return loss, out
 
@@ -493,8 +503,13 @@ class Sequential(Model):
         if any(layer is other for other in self.layers):
             raise ValueError(f"{self.name}: layer '{layer.name}' is already in the model; a "
                              f"layer keeps one forward cache, so it cannot appear twice")
-        if not self.layers and self.input_shape is None and layer._declared_input_shape:
-            self.input_shape = layer._declared_input_shape
+        if not self.layers and self.input_shape is None:
+            if isinstance(layer, Model) and layer.input_shape is not None:  # a model first
+                self.input_shape = layer.input_shape  # (a GAN's generator): its input
+                if not self._dtype_given:
+                    self.dtype = layer.dtype
+            elif layer._declared_input_shape:
+                self.input_shape = layer._declared_input_shape
         self.layers.append(layer)
 
     def compute_output_shape(self, input_shape):
@@ -523,7 +538,6 @@ class Sequential(Model):
             shape = layer.output_shape
         self.dtype = self.layers[0].dtype
         self.input_shape, self.output_shape = input_shape, shape
-        self._flatten_parameters()
         self.built = True
 
     def _output_layer(self):
@@ -550,8 +564,11 @@ class Sequential(Model):
         if self.input_shape is not None:
             layers.insert(0, Input(self.input_shape, dtype=self.dtype if self._dtype_given
                                    else None, name=f"{self.name}_input"))
-        return {"name": self.name, "dtype": self.dtype.name if self._dtype_given else None,
-                "layers": [saving.serialize(layer) for layer in layers]}
+        config = {"name": self.name, "dtype": self.dtype.name if self._dtype_given else None,
+                  "layers": [saving.serialize(layer) for layer in layers]}
+        if not self.trainable:
+            config["trainable"] = False
+        return config
 
     @classmethod
     def from_config(cls, config, custom_objects=None):

@@ -17,8 +17,11 @@ file raises OSError (FileNotFoundError), anything else ValueError saying what is
 chained to what the format library raised.
 
 In the file: tensors "weights/<i>" (the model's weights in ``model.weights`` order) and, with
-the optimizer, "optimizer/<key>" for each entry of ``optimizer.get_state(model._flat_weights)``;
-metadata "format" ("dlfast"), "format_version", "dlfast_version", "contents" ("model" or
+the optimizer, "optimizer/iterations" (and its scalar state) and "optimizer/<i>/<slot>" for the
+optimizer's state of weight i (e.g. "optimizer/3/momentum", shaped as weight 3), whatever
+buffers the layers pack their weights in; format version 1 kept one flat array per dtype
+("optimizer/0/momentum" for all weights), still read. Metadata "format" ("dlfast"),
+"format_version", "dlfast_version", "contents" ("model" or
 "weights"), JSON entries "weight_names", "model_config", "training_config" (loss, metrics and
 optimizer of a compiled model) and "sha256" over all of it."""
 
@@ -36,7 +39,8 @@ from . import _core, losses as losses_module, metrics as metrics_module
 from . import optimizers as optimizers_module
 
 FORMAT = "dlfast"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_ALIGN = 16  # version 1: each weight 16-element aligned in its dtype's flat array
 _JSON_KEYS = ("weight_names", "model_config", "training_config")
 
 
@@ -150,8 +154,8 @@ def save_model(model, filepath, include_optimizer=True):
     if training is not None:
         meta["training_config"] = training
         if include_optimizer:
-            state = model.optimizer.get_state(model._flat_weights)
-            tensors.update((f"optimizer/{k}", v) for k, v in state.items())
+            tensors.update((f"optimizer/{k}", v)
+                           for k, v in _optimizer_state(model).items())
     _write(filepath, tensors, meta)
 
 
@@ -219,6 +223,100 @@ def _new_file_mode(path):
         return 0o666 & ~umask
 
 
+# --- optimizer state, per weight ---------------------------------------------------------
+def _state_arrays(model):
+    """(arrays, where): the arrays the optimizer keeps its state beside (every layer's packed
+    buffer, frozen or not, or a trainable weight itself when its layer packs none) and, for
+    each weight of ``model.weights``, (array index, element offset) or None."""
+    arrays, where, seen = [], [], {}
+    for layer in model._leaf_layers():
+        packed = getattr(layer, "_packed", None)
+        for i, (w, t) in enumerate(zip(layer.weights, layer.weight_trainable)):
+            if packed is not None and i in packed[2]:
+                key = id(packed[0])
+                if key not in seen:
+                    seen[key] = len(arrays)
+                    arrays.append(packed[0])
+                where.append((seen[key], packed[2][i]))
+            elif t and packed is None:
+                where.append((len(arrays), 0))
+                arrays.append(w)
+            else:
+                where.append(None)
+    return arrays, where
+
+
+def _optimizer_state(model):
+    """The optimizer's state as {"iterations", scalars..., "<i>/<slot>": array shaped as
+    weight i}."""
+    arrays, where = _state_arrays(model)
+    state = model.optimizer.get_state(arrays)
+    out = {k: v for k, v in state.items() if "/" not in k}
+    for i, (w, loc) in enumerate(zip(model.weights, where)):
+        if loc is None:
+            continue
+        k, off = loc
+        for key, value in state.items():
+            position, _, slot = key.partition("/")
+            if slot and int(position) == k:
+                out[f"{i}/{slot}"] = value.reshape(-1)[off:off + w.size].reshape(w.shape)
+    return out
+
+
+def _set_optimizer_state(model, state):
+    """Put back what _optimizer_state gave (checked entry by entry first)."""
+    arrays, where = _state_arrays(model)
+    weights = model.weights
+    scalars, slots = {}, {}
+    for key, value in state.items():
+        position, _, slot = key.partition("/")
+        if not slot:
+            scalars[key] = value
+            continue
+        if not position.isdigit() or int(position) >= len(weights) or \
+                where[int(position)] is None:
+            raise ValueError(f"optimizer state entry '{key}': the model has no trainable weight "
+                             f"{position}")
+        w, value = weights[int(position)], np.asarray(value)
+        if value.shape != w.shape:
+            raise ValueError(f"optimizer state entry '{key}' has shape {value.shape}, weight "
+                             f"{position} has shape {w.shape}")
+        k, off = where[int(position)]
+        full = slots.setdefault(f"{k}/{slot}", np.zeros(arrays[k].size, arrays[k].dtype))
+        full[off:off + w.size] = value.reshape(-1)
+    model.optimizer.set_state(arrays, {**scalars, **{
+        key: full.reshape(arrays[int(key.partition("/")[0])].shape)
+        for key, full in slots.items()}})
+
+
+def _state_from_version_1(model, state):
+    """Version 1's optimizer state (one flat array per dtype: the trainable weights of that
+    dtype in order, each 16-element aligned) as per-weight entries."""
+    groups = {}
+    for i, (w, t) in enumerate(zip(model.weights, model.weight_trainable)):
+        if t:
+            groups.setdefault(w.dtype, []).append(i)
+    weights = model.weights
+    out = {k: v for k, v in state.items() if "/" not in k}
+    for k, members in enumerate(groups.values()):
+        offsets = np.cumsum([0] + [-(-weights[i].size // _ALIGN) * _ALIGN for i in members])
+        for key, value in state.items():
+            position, _, slot = key.partition("/")
+            if not slot or position != str(k):
+                continue
+            value = np.asarray(value).reshape(-1)
+            if value.size != offsets[-1]:
+                raise ValueError(f"optimizer state entry '{key}' has {value.size} elements, the "
+                                 f"model's trainable weights take {offsets[-1]}")
+            for i, off in zip(members, offsets):
+                out[f"{i}/{slot}"] = value[off:off + weights[i].size].reshape(weights[i].shape)
+    return out
+
+
+def version_of(meta):
+    return int(meta["format_version"])
+
+
 # --- loading ------------------------------------------------------------------------------
 def load_model(filepath, custom_objects=None, compile=True):
     """The model saved by ``model.save(filepath)``: rebuilt from its config, weights set and,
@@ -242,7 +340,9 @@ def load_model(filepath, custom_objects=None, compile=True):
             state = {k[len("optimizer/"):]: v for k, v in tensors.items()
                      if k.startswith("optimizer/")}
             if state:
-                model.optimizer.set_state(model._flat_weights, state)
+                if version_of(meta) == 1:
+                    state = _state_from_version_1(model, state)
+                _set_optimizer_state(model, state)
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{path}: cannot restore the training configuration: {e}") from e
     return model

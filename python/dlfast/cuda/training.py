@@ -15,6 +15,7 @@ slots) are refreshed by get_weights(), save() and to('cpu')."""
 import numpy as np
 
 from ..functional import Functional
+from ..layers.base import trainable_version
 from ..layers.conv import Conv2D
 from ..layers.core import Activation, Dense, Flatten, Input
 from ..layers.merge import Add
@@ -255,12 +256,16 @@ class DeviceRunner:
                                           f"kernel_regularizer, not supported on the GPU yet")
         self.model = model
         ext = _ext()
-        if len(model._flat) > 1:
-            raise NotImplementedError("model.to('cuda'): layers of several dtypes")
-        self.flat_host = model._flat[0] if model._flat else None
-        if self.flat_host is not None:
-            self.flat_w = ext.from_numpy(self.flat_host[0])
-            self.flat_g = ext.zeros(self.flat_host[1].shape)
+        # The trainable layers' host buffers (model._optimizer_arrays), end to end in one device
+        # array: one update call per step, as on the CPU. trainable is read here; a flag set
+        # later makes the next step rebuild the runner (see train_step).
+        self.version = trainable_version()
+        host_grads, self.host_weights = model._optimizer_arrays()
+        self.host_offsets = np.cumsum([0] + [w.size for w in self.host_weights]).tolist()
+        self.flat_w = self.flat_g = None
+        if self.host_weights:
+            self.flat_w = ext.from_numpy(self._host_flat(self.host_weights))
+            self.flat_g = ext.zeros((self.host_offsets[-1],))
         self.layers = []  # the device twins, in the model's layer order
         twin = {}
         for layer in model.layers:
@@ -268,8 +273,8 @@ class DeviceRunner:
                 continue
             weights, grads = [], []
             for w, g in zip(layer.weights, layer.grads):
-                if self.flat_host is not None and np.shares_memory(w, self.flat_host[0]):
-                    off = _offset(w, self.flat_host[0])
+                off = self._device_offset(w)
+                if off is not None:
                     weights.append(self.flat_w.rows(off, off + w.size).reshape(*w.shape))
                     grads.append(self.flat_g.rows(off, off + w.size).reshape(*w.shape))
                 else:  # a frozen weight: on the device, its gradient never applied
@@ -288,26 +293,44 @@ class DeviceRunner:
         self.loss_step = ext.zeros((1,), "float64")
 
     # --- weights and optimizer state between host and device ---------------------------------
+    def _device_offset(self, w):
+        """Where host weight ``w`` starts in the device's flat array (None: not trained)."""
+        for host, start in zip(self.host_weights, self.host_offsets):
+            if np.shares_memory(w, host):
+                return start + _offset(w, host)
+        return None
+
+    @staticmethod
+    def _host_flat(arrays):
+        return np.concatenate([np.ascontiguousarray(a, np.float32).reshape(-1) for a in arrays])
+
+    def _to_host(self, device_flat, arrays):
+        flat = device_flat.to_numpy()
+        for a, lo, hi in zip(arrays, self.host_offsets, self.host_offsets[1:]):
+            a[...] = flat[lo:hi].reshape(a.shape)
+
     def pull(self):
         """Copy the device weights (and optimizer slots) into the host arrays."""
-        if self.flat_host is None:
+        if self.flat_w is None:
             return
-        self.flat_host[0][...] = self.flat_w.to_numpy()
+        self._to_host(self.flat_w, self.host_weights)
         for name, state in self.slots.items():
-            self.optimizer.slot(self.flat_host[0], name)[...] = state.to_numpy()
+            self._to_host(state, [self.optimizer.slot(w, name) for w in self.host_weights])
 
     def push(self):
         """Copy the host weights to the device (after set_weights)."""
-        if self.flat_host is not None:
-            self.flat_w.upload(self.flat_host[0])
+        if self.flat_w is not None:
+            self.flat_w.upload(self._host_flat(self.host_weights))
 
     def _optimizer_state(self):
         opt = self.model.optimizer
         names = _device_slots(opt)
         if opt is not self.optimizer:  # first step, or compiled again: state from the host
             self.optimizer = opt
-            self.slots = {} if self.flat_host is None else {
-                name: _ext().from_numpy(opt.slot(self.flat_host[0], name)) for name in names}
+            self.slots = {} if self.flat_w is None else {
+                name: _ext().from_numpy(self._host_flat([opt.slot(w, name)
+                                                         for w in self.host_weights]))
+                for name in names}
         return opt
 
     def _update(self, opt):
@@ -376,6 +399,9 @@ class DeviceRunner:
     def train_step(self, x, y, sums=None):
         """One optimizer step on a host batch; with ``sums`` (loss_sum, [counts]) the step's
         loss * batch and correct counts are added there, on the device."""
+        if self.version != trainable_version():  # a layer was frozen or unfrozen: re-place
+            self.pull()
+            self.__init__(self.model)
         opt = self._optimizer_state()
         xd = self._upload("x", x)
         yd = self._targets(y)
@@ -387,7 +413,7 @@ class DeviceRunner:
             self._loss(out, yd, None, sums[0], float(len(x)), True)
             self._count(sums[1], out, yd)
         self.backward(grad.reshape(*out.shape))
-        if self.flat_host is not None:
+        if self.flat_w is not None:
             self._update(opt)
         opt.iterations += 1
 

@@ -1,5 +1,7 @@
 """The Layer base class: weights, gradients, build, forward/backward, input checks."""
 
+import functools
+import inspect
 import re
 
 import numpy as np
@@ -8,6 +10,14 @@ from .. import _arrays
 from .symbolic import SymbolicTensor, as_symbolic
 
 _name_counts = {}
+_ALIGN = 16  # elements: each packed weight starts on a 64-byte boundary of its buffer (float32)
+_trainable_version = 0  # bumped whenever any layer's trainable flag is set (see Layer.trainable)
+
+
+def trainable_version():
+    """A number that changes whenever any layer's ``trainable`` is set: models cache the list
+    of arrays their optimizer updates and rebuild it when this moves."""
+    return _trainable_version
 
 
 def _auto_name(cls_name):
@@ -60,6 +70,26 @@ class Layer:
     #: them; they run only on arrays, in a hand-written loop
     multiple_outputs = False
 
+    def __init_subclass__(cls, **kwargs):
+        """Every layer takes Keras's base-layer keyword ``trainable=`` (``Dense(4,
+        trainable=False)``) without each constructor listing it: a constructor that neither
+        names it nor takes ``**kwargs`` is wrapped to accept it and set it once built."""
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+        params = inspect.signature(init).parameters.values()
+        if any(p.name == "trainable" or p.kind is p.VAR_KEYWORD for p in params):
+            return
+
+        @functools.wraps(init)
+        def __init__(self, *args, trainable=True, **kwargs):
+            init(self, *args, **kwargs)
+            if not trainable:
+                self.trainable = False
+
+        cls.__init__ = __init__
+
     def __init__(self, input_shape=None, dtype=None, name=None, trainable=True):
         self.name = name or _auto_name(type(self).__name__)
         self.dtype = np.dtype(dtype or "float32")
@@ -75,6 +105,19 @@ class Layer:
         self.output_shape = None
         self._declared_input_shape = None if input_shape is None else normalize_shape(input_shape)
 
+    @property
+    def trainable(self):
+        """Whether an optimizer step updates this layer's weights. It may be set at any time
+        and is honoured at the next step of every model holding the layer (Keras 3); setting
+        it on a model sets it on all the model's layers."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        global _trainable_version
+        self._trainable = bool(value)
+        _trainable_version += 1
+
     # --- building ---------------------------------------------------------------------------
     def build(self, input_shape):
         """Create the weights for inputs of ``input_shape`` (batch axis excluded). Idempotent;
@@ -88,6 +131,7 @@ class Layer:
         self.output_shape = tuple(self.compute_output_shape(input_shape))
         self.input_shape = input_shape
         self.build_weights(input_shape)
+        self._pack_parameters()
         self.built = True
 
     def normalize_input_shape(self, input_shape):
@@ -108,6 +152,39 @@ class Layer:
         self.weight_names.append(name)
         self.weight_trainable.append(bool(trainable))
         return len(self.weights) - 1
+
+    def _pack_parameters(self):
+        """Move the trainable weights (and their gradients) into one buffer each, aligned,
+        leaving views in ``self.weights`` / ``self.grads``: an optimizer step then takes one
+        array per layer. The buffers are where the weights live from now on, never moved: a
+        layer held by several models is one set of arrays, and an optimizer's state kept
+        beside a buffer outlives the layer being frozen and unfrozen."""
+        entries = [i for i, t in enumerate(self.weight_trainable) if t]
+        self._packed = None
+        if not entries:
+            return
+        sizes = [self.weights[i].size for i in entries]
+        offsets = np.cumsum([0] + [-(-n // _ALIGN) * _ALIGN for n in sizes]).tolist()
+        flat_w = np.zeros(offsets[-1], self.dtype)
+        flat_g = np.zeros(offsets[-1], self.dtype)
+        for i, off, n in zip(entries, offsets, sizes):
+            shape = self.weights[i].shape
+            w_view, g_view = (flat[off:off + n].reshape(shape) for flat in (flat_w, flat_g))
+            w_view[...], g_view[...] = self.weights[i], self.grads[i]
+            self.weights[i], self.grads[i] = w_view, g_view
+        self._packed = (flat_w, flat_g, dict(zip(entries, offsets)))
+
+    def optimizer_arrays(self):
+        """(grads, weights): the arrays an optimizer step updates for this layer (its packed
+        buffers, or its trainable weights one by one when it was built without packing);
+        empty when the layer is frozen."""
+        if not self.trainable:
+            return [], []
+        packed = getattr(self, "_packed", None)
+        if packed is not None:
+            return [packed[1]], [packed[0]]
+        pairs = [(g, w) for w, g, t in zip(self.weights, self.grads, self.weight_trainable) if t]
+        return [g for g, _ in pairs], [w for _, w in pairs]
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
@@ -249,6 +326,8 @@ class Layer:
 
     def get_config(self):
         config = {"name": self.name, "dtype": self.dtype.name}
+        if not self.trainable:
+            config["trainable"] = False
         if self._declared_input_shape is not None:
             config["input_shape"] = self._declared_input_shape
         return config
