@@ -138,6 +138,20 @@ struct KernelTable {
   // Returns l1·Σ|w| + l2·Σw² over w[n] (Keras's L1L2); grad (+=, when not null) its gradient
   // l1·sign(w) + 2·l2·w.
   double (*regularizer_penalty)(T* grad, const T* w, int64_t n, double l1, double l2);
+
+  // Keras 3's RMSprop on n parameters, in place (decoupled weight decay first, as above):
+  // v = rho*v + (1 - rho)g^2; centered: a = rho*a + (1 - rho)g, d = v - a^2 + eps, else
+  // d = v + eps; inc = lr*g/sqrt(d); momentum: m = momentum*m + inc, w -= m; else w -= inc.
+  // m is used only when momentum != 0, a only when centered (either may be null otherwise).
+  void (*rmsprop_update)(T* w, T* v, T* m, T* a, const T* g, int64_t n, double lr, double rho,
+                         double momentum, double epsilon, bool centered, double weight_decay);
+  // Keras 3's Nadam at step t; u_product = u_1...u_t with u_s = b1(1 - 0.5*0.96^s):
+  // m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2);
+  // w -= lr*(u_{t+1} m/(1 - u_product u_{t+1}) + (1 - u_t) g/(1 - u_product))
+  //      / (sqrt(v/(1 - b2^t)) + eps).
+  void (*nadam_update)(T* w, T* m, T* v, const T* g, int64_t n, double lr, double beta_1,
+                       double beta_2, double epsilon, double weight_decay, int64_t step,
+                       double u_product);
 };
 
 template <typename T>

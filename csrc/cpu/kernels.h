@@ -89,5 +89,13 @@ void lstm_backward(T* dx, T* dW, T* dR, T* db, T* dh0, T* dc0, const T* dH, cons
                    const T* dcL, const T* x, const T* W, const T* R, const T* h0, const T* c0,
                    const T* H, const T* C, const T* Z, const LstmShape& s, bool accumulate);
 
+template <typename T>
+void rmsprop_update(T* w, T* v, T* m, T* a, const T* g, int64_t n, double lr, double rho,
+                    double momentum, double epsilon, bool centered, double weight_decay);
+template <typename T>
+void nadam_update(T* w, T* m, T* v, const T* g, int64_t n, double lr, double beta_1,
+                  double beta_2, double epsilon, double weight_decay, int64_t step,
+                  double u_product);
+
 }  // namespace DLFAST_ISA
 }  // namespace dlfast

@@ -229,6 +229,31 @@ def adadelta_update(weights, grads, accumulated_grads, accumulated_delta_vars,
                           float(epsilon), float(weight_decay or 0.0))
 
 
+__all__ += ["rmsprop_update", "nadam_update"]
+
+
+def rmsprop_update(weights, grads, velocities, momentums=None, average_gradients=None,
+                   learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
+                   weight_decay=0.0):
+    """Keras RMSprop step over parallel lists, in place (one C++ call); ``momentums`` are used
+    when momentum != 0 and ``average_gradients`` when centered."""
+    _core.rmsprop_update(list(weights), list(grads), list(velocities),
+                         None if momentums is None else list(momentums),
+                         None if average_gradients is None else list(average_gradients),
+                         float(learning_rate), float(rho), float(momentum), float(epsilon),
+                         bool(centered), float(weight_decay or 0.0))
+
+
+def nadam_update(weights, grads, momentums, velocities, learning_rate=0.001, beta_1=0.9,
+                 beta_2=0.999, epsilon=1e-7, weight_decay=0.0, *, step, u_product):
+    """Keras Nadam step over parallel lists, in place (one C++ call); ``step`` is the 1-based
+    count of this update and ``u_product`` the momentum-cache product u_1...u_step (Keras's
+    ``_u_product`` once this step has multiplied its u in), u_s = beta_1 (1 - 0.5 * 0.96^s)."""
+    _core.nadam_update(list(weights), list(grads), list(momentums), list(velocities),
+                       float(learning_rate), float(beta_1), float(beta_2), float(epsilon),
+                       float(weight_decay or 0.0), int(step), float(u_product))
+
+
 # --- convolution and pooling (NHWC input, HWIO kernels; Keras/TensorFlow conventions) ----
 
 __all__ += ["conv2d_forward", "conv2d_backward", "maxpool2d_forward", "maxpool2d_backward",
