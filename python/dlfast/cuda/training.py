@@ -9,8 +9,9 @@ Supported: Sequential and functional models (dlfast.Model, with Add) of Dense,
 Activation/ReLU, Flatten, Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D and
 LSTM (no return_state), float32, optimizers SGD
 (momentum, Nesterov, weight decay, schedules), Adam and AdamW (weight decay, schedules), losses
-mse and the cross-entropies. Anything else raises NotImplementedError naming it. The host arrays (layer.weights and the optimizer's
-slots) are refreshed by get_weights(), save() and to('cpu')."""
+mse and the cross-entropies. Anything else raises NotImplementedError naming it. The host
+arrays (layer.weights and the optimizer's slots) are refreshed by get_weights(), save() and
+to('cpu')."""
 
 import numpy as np
 
