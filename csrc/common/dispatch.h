@@ -16,6 +16,9 @@ enum class Loss : int {
   binary_crossentropy = 1,
   categorical_crossentropy = 2,
   sparse_categorical_crossentropy = 3,
+  mean_absolute_error = 4,
+  huber = 5,
+  kl_divergence = 6,
 };
 
 // 2-D convolution on NHWC input with an HWIO kernel (TensorFlow/Keras layouts):
@@ -69,9 +72,10 @@ struct KernelTable {
                               Activation act);
   // Mean loss over the batch (Keras's sum_over_batch_size); grad[N,C] = d loss / d y_pred
   // (or d loss / d logits when from_logits). target is [N,C], or labels[N] for the sparse loss.
+  // delta: Huber's threshold (the other losses ignore it).
   double (*loss_forward_backward)(T* grad, const T* y_pred, const T* target,
                                   const int64_t* labels, int64_t N, int64_t C, Loss loss,
-                                  bool from_logits);
+                                  bool from_logits, double delta);
   // Keras SGD on n parameters: w -= lr*wd*w (decoupled decay, when wd != 0), then
   // plain: w -= lr*g; momentum: v = m*v - lr*g, w += v (Nesterov: w += m*v - lr*g).
   void (*sgd_update)(T* w, T* v, const T* g, int64_t n, T lr, T momentum, bool nesterov,

@@ -36,7 +36,7 @@ template <typename T>
 void activation_backward(T* dx, const T* dy, const T* y, int64_t R, int64_t C, Activation act);
 template <typename T>
 double loss_forward_backward(T* grad, const T* y_pred, const T* target, const int64_t* labels,
-                             int64_t N, int64_t C, Loss loss, bool from_logits);
+                             int64_t N, int64_t C, Loss loss, bool from_logits, double delta);
 template <typename T>
 void sgd_update(T* w, T* v, const T* g, int64_t n, T lr, T momentum, bool nesterov,
                 T weight_decay);

@@ -212,7 +212,8 @@ class Model(Layer):
         def forward_backward():
             out = self._head_forward(x, True)  # decides self._head_fused at the first call
             loss, dout = _core.loss(LOSSES[self.loss.kernel_name], y, out,
-                                    self._head_fused or self.loss.from_logits, True)
+                                    self._head_fused or self.loss.from_logits, True,
+                                    self.loss.kernel_param)
             self.call_backward(dout, need_dx=False, accumulate=False)
             loss += self.add_regularization_grads()  # Keras: the penalties are part of the loss
             return loss, out
@@ -337,7 +338,7 @@ class Model(Layer):
             hi = min(n, lo + batch_size)
             out = self._head_forward(x[lo:hi], False)
             loss, _ = _core.loss(code, y[lo:hi], out, self._head_fused or self.loss.from_logits,
-                                 False)
+                                 False, self.loss.kernel_param)
             total += loss * (hi - lo)
             for i, m in enumerate(self.metrics):
                 correct[i] += m.correct(y[lo:hi], out, self._head_fused)

@@ -27,7 +27,7 @@ __all__ = [
 
 ACTIVATIONS = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "softmax": 4}
 LOSSES = {"mse": 0, "binary_crossentropy": 1, "categorical_crossentropy": 2,
-          "sparse_categorical_crossentropy": 3}
+          "sparse_categorical_crossentropy": 3, "mae": 4, "huber": 5, "kl_divergence": 6}
 
 
 def activation_code(name, fn="activation"):
@@ -146,8 +146,8 @@ def labels_array(y_true, fn, n):
     return np.ascontiguousarray(y, dtype=np.int64)
 
 
-def loss_value_and_grad(loss, y_true, y_pred, from_logits=False, want_grad=True):
-    """(mean loss, d loss / d y_pred) of a named loss, in one kernel call."""
+def loss_value_and_grad(loss, y_true, y_pred, from_logits=False, want_grad=True, delta=1.0):
+    """(mean loss, d loss / d y_pred) of a named loss, in one kernel call (delta: Huber's)."""
     fn = loss
     y_pred = as_float_array(y_pred, fn, "y_pred")
     if y_pred.ndim == 0:
@@ -160,7 +160,7 @@ def loss_value_and_grad(loss, y_true, y_pred, from_logits=False, want_grad=True)
         target = as_float_array(y_true, fn, "y_true", y_pred.dtype)
         if target.shape != y_pred.shape and target.size == y_pred.size:
             target = target.reshape(y_pred.shape)  # (N,) labels against an (N, 1) output
-    return _core.loss(LOSSES[loss], target, y_pred, from_logits, want_grad)
+    return _core.loss(LOSSES[loss], target, y_pred, from_logits, want_grad, float(delta))
 
 
 def _loss_pair(name, has_logits):
@@ -188,6 +188,21 @@ categorical_crossentropy_forward, categorical_crossentropy_backward = _loss_pair
     "categorical_crossentropy", True)
 sparse_categorical_crossentropy_forward, sparse_categorical_crossentropy_backward = _loss_pair(
     "sparse_categorical_crossentropy", True)
+
+__all__ += ["mae_forward", "mae_backward", "huber_forward", "huber_backward",
+            "kl_divergence_forward", "kl_divergence_backward"]
+mae_forward, mae_backward = _loss_pair("mae", False)
+kl_divergence_forward, kl_divergence_backward = _loss_pair("kl_divergence", False)
+
+
+def huber_forward(y_true, y_pred, delta=1.0):
+    """Mean Huber loss (threshold delta) over the last axis and the batch (Keras's reduction)."""
+    return loss_value_and_grad("huber", y_true, y_pred, False, False, delta)[0]
+
+
+def huber_backward(y_true, y_pred, delta=1.0):
+    """Gradient of huber_forward with respect to y_pred."""
+    return loss_value_and_grad("huber", y_true, y_pred, False, True, delta)[1]
 
 
 # --- optimizer updates ------------------------------------------------------------------
