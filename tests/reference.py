@@ -198,3 +198,75 @@ def central_diff_at(f, a, index, eps=1e-6):
 def central_diff(f, params, eps=1e-6):
     """d f / d p for every element of every array in params (changed in place, restored)."""
     return [central_diff_at(f, p, range(p.size), eps).reshape(p.shape) for p in params]
+
+
+# RMSprop and Nadam: Keras 3's update_step, plainly (keras/src/optimizers/rmsprop.py, nadam.py),
+# decoupled weight decay first as above.
+
+def rmsprop_step(w, g, v, m, a, lr, rho, momentum, epsilon, centered, wd=0.0):
+    """Returns (w, velocity, momentum, average_gradient); m and a are passed through unchanged
+    when unused (momentum == 0, not centered)."""
+    w, g = np.array(w, np.float64), np.asarray(g, np.float64)
+    w = w - lr * wd * w
+    v = rho * v + (1 - rho) * g * g
+    if centered:
+        a = rho * a + (1 - rho) * g
+        denominator = v - a * a + epsilon
+    else:
+        denominator = v + epsilon
+    increment = lr * g / np.sqrt(denominator)
+    if momentum > 0:
+        m = momentum * m + increment
+        return w - m, v, m, a
+    return w - increment, v, m, a
+
+
+def nadam_u_product(beta_1, t):
+    """Keras's Nadam _u_product after step t: u_1 * ... * u_t, u_s = beta_1 (1 - 0.5 0.96^s)."""
+    product = 1.0
+    for s in range(1, t + 1):
+        product *= beta_1 * (1 - 0.5 * 0.96 ** s)
+    return product
+
+
+def nadam_step(w, g, m, v, t, lr, beta_1, beta_2, epsilon, wd=0.0):
+    """Returns (w, m, v) after Keras 3 Nadam's step t (1-based)."""
+    w, g = np.array(w, np.float64), np.asarray(g, np.float64)
+    w = w - lr * wd * w
+    u_t = beta_1 * (1 - 0.5 * 0.96 ** t)
+    u_t_1 = beta_1 * (1 - 0.5 * 0.96 ** (t + 1))
+    u_product_t = nadam_u_product(beta_1, t)
+    u_product_t_1 = u_product_t * u_t_1
+    m = m + (g - m) * (1 - beta_1)
+    v = v + (g * g - v) * (1 - beta_2)
+    m_hat = u_t_1 * m / (1 - u_product_t_1) + (1 - u_t) * g / (1 - u_product_t)
+    v_hat = v / (1 - beta_2 ** t)
+    return w - m_hat * lr / (np.sqrt(v_hat) + epsilon), m, v
+
+
+# Regression and divergence losses (keras/src/losses/losses.py): value with Keras's reduction
+# and gradient w.r.t. y_pred. mae and huber: mean over the last axis, then over the rest;
+# kl_divergence: sum over the last axis, mean over the rest.
+
+def mae(t, p):
+    t, p = np.asarray(t, np.float64), np.asarray(p, np.float64)
+    return np.mean(np.abs(t - p)), np.sign(p - t) / p.size
+
+
+def huber(t, p, delta=1.0):
+    t, p = np.asarray(t, np.float64), np.asarray(p, np.float64)
+    e = p - t
+    quadratic = np.abs(e) <= delta
+    value = np.mean(np.where(quadratic, 0.5 * e * e, delta * np.abs(e) - 0.5 * delta ** 2))
+    return value, np.where(quadratic, e, delta * np.sign(e)) / p.size
+
+
+def kl_divergence(t, p):
+    """Clipped to [1e-7, 1] in the inputs' dtype (Keras clips in y_pred's dtype)."""
+    dtype = np.asarray(p).dtype
+    eps = float(np.dtype(dtype).type(EPS)) if dtype.kind == "f" else EPS
+    t, p = np.asarray(t, np.float64), np.asarray(p, np.float64)
+    tc, pc = np.clip(t, eps, 1), np.clip(p, eps, 1)
+    rows = p.size // p.shape[-1]
+    value = np.sum(tc * np.log(tc / pc)) / rows
+    return value, np.where(pc == p, -tc / pc, 0.0) / rows

@@ -2,22 +2,35 @@
 #include "bindings/array_check.h"
 #include "common/dispatch.h"
 
+#include <cmath>
+#include <string>
+
 namespace dlfast {
 namespace bind {
 namespace {
 
 py::tuple loss_binding(int kind, py::handle true_obj, py::handle pred_obj, bool from_logits,
-                       bool want_grad) {
+                       bool want_grad, double delta) {
   const char* fn = "loss";
-  if (kind < 0 || kind > int(Loss::sparse_categorical_crossentropy))
-    throw py::value_error("loss: kind must be 0..3, got " + std::to_string(kind));
+  if (kind < 0 || kind > int(Loss::kl_divergence))
+    throw py::value_error("loss: kind must be 0..6, got " + std::to_string(kind));
   const Loss loss = Loss(kind);
+  if (loss == Loss::huber && !(std::isfinite(delta) && delta > 0))
+    throw py::value_error("loss: Huber's delta must be a finite number > 0, got " +
+                          std::string(py::str(py::float_(delta))));
+  if (from_logits && kind >= int(Loss::mean_absolute_error))
+    throw py::value_error("loss: from_logits=True has no meaning for the mean absolute error, "
+                          "Huber or KL divergence (kind " + std::to_string(kind) + ")");
   py::object out = dispatch_float(float_type(pred_obj, fn, "y_pred"), [&](auto tag) -> py::object {
     using T = decltype(tag);
     auto pred = array_arg<T>(pred_obj, fn, "y_pred", -1);
     if (pred.shape.empty())
       throw py::value_error("loss: 'y_pred' must have a batch axis, got a 0-D array");
-    const int64_t N = pred.dim(0), C = N > 0 ? pred.size / N : 0;
+    int64_t N = pred.dim(0), C = N > 0 ? pred.size / N : 0;
+    if (loss == Loss::kl_divergence && pred.shape.size() > 1) {  // rows of the last axis
+      C = pred.shape.back();
+      N = C > 0 ? pred.size / C : 0;
+    }
     const T* target = nullptr;
     const int64_t* labels = nullptr;
     if (loss == Loss::sparse_categorical_crossentropy) {
@@ -53,7 +66,7 @@ py::tuple loss_binding(int kind, py::handle true_obj, py::handle pred_obj, bool 
     {
       py::gil_scoped_release nogil;
       value = kernels<T>().loss_forward_backward(g, pred.data, target, labels, N, C, loss,
-                                                 from_logits);
+                                                 from_logits, delta);
     }
     return py::make_tuple(value, grad);
   });
@@ -64,9 +77,10 @@ py::tuple loss_binding(int kind, py::handle true_obj, py::handle pred_obj, bool 
 
 void bind_loss(py::module_& m) {
   m.def("loss", &loss_binding, py::arg("kind"), py::arg("y_true"), py::arg("y_pred"),
-        py::arg("from_logits") = false, py::arg("want_grad") = true,
-        "(mean loss, d loss / d y_pred or None); kind 0..3 = mse, binary, categorical, sparse "
-        "categorical cross-entropy.");
+        py::arg("from_logits") = false, py::arg("want_grad") = true, py::arg("delta") = 1.0,
+        "(mean loss, d loss / d y_pred or None); kind 0..6 = mse, binary, categorical, sparse "
+        "categorical cross-entropy, mean absolute error, Huber (threshold delta), KL "
+        "divergence.");
 }
 
 }  // namespace bind

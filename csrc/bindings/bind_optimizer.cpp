@@ -13,13 +13,13 @@ namespace bind {
 namespace {
 
 // One parameter array and its companions, all of its dtype and shape: the weight (written),
-// the gradient (read) and up to two state arrays (written; null when not asked).
+// the gradient (read) and up to three state arrays (written; null when not asked).
 struct ParamArrays {
   FloatType type;
   int64_t size;
   void* w;
   const void* g;
-  void* state[2];
+  void* state[3];
 };
 
 // A list argument `name`, of `n` entries (ValueError "fn: got n weights but k name" otherwise).
@@ -59,15 +59,16 @@ std::vector<ParamArrays> check_params(
       };
       auto g = array_arg<T>(grads[i], fn, gn.c_str(), -1);
       same_shape(g.shape, gn);
-      ParamArrays p{type, w.size, w.data, g.data, {nullptr, nullptr}};
+      ParamArrays p{type, w.size, w.data, g.data, {nullptr, nullptr, nullptr}};
       for (size_t k = 0; k < states.size(); ++k) {
         const std::string sn = state_lists[k].first + idx;
         auto s = array_arg<T>(states[k][i], fn, sn.c_str(), -1, true);
         same_shape(s.shape, sn);
-        // A state array that is also the weight, the gradient or the other state would be
+        // A state array that is also the weight, the gradient or another state would be
         // read after it was overwritten: a silent wrong answer.
-        if (s.size && (s.data == w.data || s.data == g.data ||
-                       (k == 1 && static_cast<void*>(s.data) == p.state[0])))
+        bool shared = s.data == w.data || s.data == g.data;
+        for (size_t j = 0; j < k; ++j) shared = shared || static_cast<void*>(s.data) == p.state[j];
+        if (s.size && shared)
           throw py::value_error(std::string(fn) + ": " + sn + " shares its memory with " +
                                 "another array of parameter " + std::to_string(i) +
                                 "; each state array must be its own");
@@ -229,6 +230,50 @@ void sgdg2_step(py::list weights, py::handle saved, double h_probe, double h_new
   });
 }
 
+void rmsprop_update(py::list weights, py::handle grads, py::handle velocities,
+                    py::handle momentums, py::handle average_gradients, double lr, double rho,
+                    double momentum, double epsilon, bool centered, double weight_decay) {
+  const char* fn = "rmsprop_update";
+  check_hyper(fn, "learning_rate", lr, ">= 0");
+  check_hyper(fn, "rho", rho, "[0, 1]");
+  check_hyper(fn, "momentum", momentum, "[0, 1]");
+  check_hyper(fn, "epsilon", epsilon, ">= 0");
+  check_hyper(fn, "weight_decay", weight_decay, ">= 0");
+  const bool use_m = momentum != 0.0;
+  if (use_m && momentums.is_none())
+    throw py::value_error("rmsprop_update: momentum != 0 needs a list of momentums");
+  if (centered && average_gradients.is_none())
+    throw py::value_error("rmsprop_update: centered=True needs a list of average_gradients");
+  // The state lists in the order the kernel takes them; the unused ones are not checked.
+  std::vector<std::pair<const char*, py::handle>> states{{"velocities", velocities}};
+  if (use_m) states.emplace_back("momentums", momentums);
+  if (centered) states.emplace_back("average_gradients", average_gradients);
+  const auto params = check_params(fn, weights, grads, states);
+  for_each_param(params, [&](auto tag, const ParamArrays& p) {
+    using T = decltype(tag);
+    T* m = use_m ? ptr<T>(p.state[1]) : nullptr;
+    T* a = centered ? ptr<T>(p.state[use_m ? 2 : 1]) : nullptr;
+    kernels<T>().rmsprop_update(ptr<T>(p.w), ptr<T>(p.state[0]), m, a, cptr<T>(p.g), p.size,
+                                lr, rho, momentum, epsilon, centered, weight_decay);
+  });
+}
+
+void nadam_update(py::list weights, py::handle grads, py::handle momentums,
+                  py::handle velocities, double lr, double beta_1, double beta_2,
+                  double epsilon, double weight_decay, int64_t step, double u_product) {
+  const char* fn = "nadam_update";
+  check_moment_args(fn, lr, beta_1, beta_2, "[0, 1)", epsilon, weight_decay, step);
+  check_hyper(fn, "u_product", u_product, "[0, 1)");
+  const auto params =
+      check_params(fn, weights, grads, {{"momentums", momentums}, {"velocities", velocities}});
+  for_each_param(params, [&](auto tag, const ParamArrays& p) {
+    using T = decltype(tag);
+    kernels<T>().nadam_update(ptr<T>(p.w), ptr<T>(p.state[0]), ptr<T>(p.state[1]),
+                              cptr<T>(p.g), p.size, lr, beta_1, beta_2, epsilon, weight_decay,
+                              step, u_product);
+  });
+}
+
 }  // namespace
 
 void bind_optimizer(py::module_& m) {
@@ -255,6 +300,18 @@ void bind_optimizer(py::module_& m) {
   m.def("sgdg2_step", &sgdg2_step, py::arg("weights"), py::arg("saved"), py::arg("h_probe"),
         py::arg("h_new"), py::arg("weight_decay"),
         "SGD-G2 step from the probe point: w = (w + h_probe*g)(1 - h_new*wd) - h_new*g.");
+  m.def("rmsprop_update", &rmsprop_update, py::arg("weights"), py::arg("grads"),
+        py::arg("velocities"), py::arg("momentums"), py::arg("average_gradients"),
+        py::arg("learning_rate"), py::arg("rho"), py::arg("momentum"), py::arg("epsilon"),
+        py::arg("centered"), py::arg("weight_decay"),
+        "Keras RMSprop over parallel lists of arrays, in place (momentums used when "
+        "momentum != 0, average_gradients when centered; None otherwise).");
+  m.def("nadam_update", &nadam_update, py::arg("weights"), py::arg("grads"),
+        py::arg("momentums"), py::arg("velocities"), py::arg("learning_rate"),
+        py::arg("beta_1"), py::arg("beta_2"), py::arg("epsilon"), py::arg("weight_decay"),
+        py::arg("step"), py::arg("u_product"),
+        "Keras Nadam over parallel lists of arrays, in place; step is 1-based, u_product the "
+        "momentum-cache product u_1...u_step.");
 }
 
 }  // namespace bind

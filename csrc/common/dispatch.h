@@ -16,6 +16,9 @@ enum class Loss : int {
   binary_crossentropy = 1,
   categorical_crossentropy = 2,
   sparse_categorical_crossentropy = 3,
+  mean_absolute_error = 4,
+  huber = 5,
+  kl_divergence = 6,
 };
 
 // 2-D convolution on NHWC input with an HWIO kernel (TensorFlow/Keras layouts):
@@ -69,9 +72,10 @@ struct KernelTable {
                               Activation act);
   // Mean loss over the batch (Keras's sum_over_batch_size); grad[N,C] = d loss / d y_pred
   // (or d loss / d logits when from_logits). target is [N,C], or labels[N] for the sparse loss.
+  // delta: Huber's threshold (the other losses ignore it).
   double (*loss_forward_backward)(T* grad, const T* y_pred, const T* target,
                                   const int64_t* labels, int64_t N, int64_t C, Loss loss,
-                                  bool from_logits);
+                                  bool from_logits, double delta);
   // Keras SGD on n parameters: w -= lr*wd*w (decoupled decay, when wd != 0), then
   // plain: w -= lr*g; momentum: v = m*v - lr*g, w += v (Nesterov: w += m*v - lr*g).
   void (*sgd_update)(T* w, T* v, const T* g, int64_t n, T lr, T momentum, bool nesterov,
@@ -138,6 +142,20 @@ struct KernelTable {
   // Returns l1·Σ|w| + l2·Σw² over w[n] (Keras's L1L2); grad (+=, when not null) its gradient
   // l1·sign(w) + 2·l2·w.
   double (*regularizer_penalty)(T* grad, const T* w, int64_t n, double l1, double l2);
+
+  // Keras 3's RMSprop on n parameters, in place (decoupled weight decay first, as above):
+  // v = rho*v + (1 - rho)g^2; centered: a = rho*a + (1 - rho)g, d = v - a^2 + eps, else
+  // d = v + eps; inc = lr*g/sqrt(d); momentum: m = momentum*m + inc, w -= m; else w -= inc.
+  // m is used only when momentum != 0, a only when centered (either may be null otherwise).
+  void (*rmsprop_update)(T* w, T* v, T* m, T* a, const T* g, int64_t n, double lr, double rho,
+                         double momentum, double epsilon, bool centered, double weight_decay);
+  // Keras 3's Nadam at step t; u_product = u_1...u_t with u_s = b1(1 - 0.5*0.96^s):
+  // m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2);
+  // w -= lr*(u_{t+1} m/(1 - u_product u_{t+1}) + (1 - u_t) g/(1 - u_product))
+  //      / (sqrt(v/(1 - b2^t)) + eps).
+  void (*nadam_update)(T* w, T* m, T* v, const T* g, int64_t n, double lr, double beta_1,
+                       double beta_2, double epsilon, double weight_decay, int64_t step,
+                       double u_product);
 };
 
 template <typename T>

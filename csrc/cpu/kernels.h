@@ -36,7 +36,7 @@ template <typename T>
 void activation_backward(T* dx, const T* dy, const T* y, int64_t R, int64_t C, Activation act);
 template <typename T>
 double loss_forward_backward(T* grad, const T* y_pred, const T* target, const int64_t* labels,
-                             int64_t N, int64_t C, Loss loss, bool from_logits);
+                             int64_t N, int64_t C, Loss loss, bool from_logits, double delta);
 template <typename T>
 void sgd_update(T* w, T* v, const T* g, int64_t n, T lr, T momentum, bool nesterov,
                 T weight_decay);
@@ -88,6 +88,14 @@ template <typename T>
 void lstm_backward(T* dx, T* dW, T* dR, T* db, T* dh0, T* dc0, const T* dH, const T* dhL,
                    const T* dcL, const T* x, const T* W, const T* R, const T* h0, const T* c0,
                    const T* H, const T* C, const T* Z, const LstmShape& s, bool accumulate);
+
+template <typename T>
+void rmsprop_update(T* w, T* v, T* m, T* a, const T* g, int64_t n, double lr, double rho,
+                    double momentum, double epsilon, bool centered, double weight_decay);
+template <typename T>
+void nadam_update(T* w, T* m, T* v, const T* g, int64_t n, double lr, double beta_1,
+                  double beta_2, double epsilon, double weight_decay, int64_t step,
+                  double u_product);
 
 }  // namespace DLFAST_ISA
 }  // namespace dlfast

@@ -6,6 +6,11 @@
 // losses first rescale each row of probabilities to sum to one, as Keras does.
 // With from_logits, y_pred holds logits: softmax (or sigmoid) and the cross-entropy are fused
 // through log-sum-exp, finite for logits of any size, and grad is d loss / d logits.
+// Mean absolute error and Huber (threshold delta) are means over the last axis and the batch,
+// as mse; the KL divergence sums over each row of C (the last axis) and averages the N rows,
+// with both y_true and y_pred clipped to [eps, 1] (its gradient is zero where y_pred is
+// clipped). Keras's gradients at the kinks: sign(0) = 0 for |e|; Huber's quadratic piece
+// includes |e| = delta.
 #include <cmath>
 
 #include "cpu/kernels.h"
@@ -82,9 +87,25 @@ double softmax_xent_row(T* grad, const T* z, const T* t, int64_t label, int64_t 
 
 }  // namespace
 
+namespace {
+
+template <typename T>
+inline T sign_of(T x) {
+  return x > T(0) ? T(1) : (x < T(0) ? T(-1) : x);  // 0 at 0 (and a NaN stays NaN)
+}
+
+// Keras's clip(x, eps, 1) of the KL divergence (NaN passes through).
+template <typename T>
+inline T clip_to_unit(T x) {
+  const T lo = T(kEpsilon);
+  return x < lo ? lo : (x > T(1) ? T(1) : x);
+}
+
+}  // namespace
+
 template <typename T>
 double loss_forward_backward(T* grad, const T* y_pred, const T* target, const int64_t* labels,
-                             int64_t N, int64_t C, Loss loss, bool from_logits) {
+                             int64_t N, int64_t C, Loss loss, bool from_logits, double delta) {
   const int64_t n = N * C;
   if (N <= 0) return 0.0;
   double total = 0;
@@ -152,14 +173,45 @@ double loss_forward_backward(T* grad, const T* y_pred, const T* target, const in
       }
       return total / double(N);
     }
+    case Loss::mean_absolute_error: {
+      const T scale = T(1.0 / double(n));
+      for (int64_t i = 0; i < n; ++i) {
+        const T d = y_pred[i] - target[i];
+        total += std::fabs(double(d));
+        if (grad) grad[i] = scale * sign_of(d);
+      }
+      return total / double(n);
+    }
+    case Loss::huber: {  // |e| <= delta: e^2/2, else delta*|e| - delta^2/2
+      const T scale = T(1.0 / double(n)), td = T(delta);
+      const double half_d2 = 0.5 * double(td) * double(td);
+      for (int64_t i = 0; i < n; ++i) {
+        const T e = y_pred[i] - target[i];
+        const T ae = std::fabs(e);
+        const bool quadratic = !(ae > td);  // a NaN error takes this branch and stays NaN
+        total += quadratic ? 0.5 * double(e) * double(e) : double(td) * double(ae) - half_d2;
+        if (grad) grad[i] = scale * (quadratic ? e : td * sign_of(e));
+      }
+      return total / double(n);
+    }
+    case Loss::kl_divergence: {  // sum_c t log(t / p) per row, t and p clipped to [eps, 1]
+      const T scale = T(1.0 / double(N));
+      for (int64_t i = 0; i < n; ++i) {
+        const T t = clip_to_unit(target[i]), p = clip_to_unit(y_pred[i]);
+        total += double(t) * std::log(double(t) / double(p));
+        if (grad) grad[i] = p == y_pred[i] ? -t / p * scale : T(0);
+      }
+      return total / double(N);
+    }
   }
   return total;
 }
 
 template double loss_forward_backward<float>(float*, const float*, const float*, const int64_t*,
-                                             int64_t, int64_t, Loss, bool);
+                                             int64_t, int64_t, Loss, bool, double);
 template double loss_forward_backward<double>(double*, const double*, const double*,
-                                              const int64_t*, int64_t, int64_t, Loss, bool);
+                                              const int64_t*, int64_t, int64_t, Loss, bool,
+                                              double);
 
 }  // namespace DLFAST_ISA
 }  // namespace dlfast

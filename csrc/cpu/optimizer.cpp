@@ -268,5 +268,113 @@ DLFAST_OPTIMIZER_INSTANTIATE(float)
 DLFAST_OPTIMIZER_INSTANTIATE(double)
 #undef DLFAST_OPTIMIZER_INSTANTIATE
 
+// --- RMSprop, Nadam (Keras 3's update_step, one pass) --------------------------------------
+// Same layout as Adam above: the optional state arrays are template switches (a branch per
+// element would keep the loop from vectorising).
+
+namespace {
+
+// v = rho*v + (1 - rho)*g^2; centered: a = rho*a + (1 - rho)*g, denominator v - a^2 + eps, else
+// v + eps; inc = lr*g/sqrt(denominator); momentum: m = momentum*m + inc, w -= m; else w -= inc.
+template <typename T, bool kMomentum, bool kCentered>
+void rmsprop_range(T* __restrict w, T* __restrict v, T* __restrict m, T* __restrict a,
+                   const T* __restrict g, int64_t lo, int64_t hi, T lr, T rho, T c, T momentum,
+                   T eps, T decay) {
+  for (int64_t i = lo; i < hi; ++i) {
+    const T gi = g[i];
+    const T vi = rho * v[i] + c * (gi * gi);
+    v[i] = vi;
+    T denominator = vi + eps;
+    if (kCentered) {
+      const T ai = rho * a[i] + c * gi;
+      a[i] = ai;
+      denominator = vi - ai * ai + eps;
+    }
+    const T increment = lr * gi / std::sqrt(denominator);
+    if (kMomentum) {
+      const T mi = momentum * m[i] + increment;
+      m[i] = mi;
+      w[i] = w[i] * decay - mi;
+    } else {
+      w[i] = w[i] * decay - increment;
+    }
+  }
+}
+
+template <typename T, bool kMomentum, bool kCentered>
+void rmsprop_run(T* w, T* v, T* m, T* a, const T* g, int64_t n, T lr, T rho, T c, T momentum,
+                 T eps, T decay) {
+  parallel_ranges(n, update_threads(n), [&](int64_t lo, int64_t hi) {
+    rmsprop_range<T, kMomentum, kCentered>(w, v, m, a, g, lo, hi, lr, rho, c, momentum, eps,
+                                           decay);
+  });
+}
+
+// m += (g - m)*c1; v += (g^2 - v)*c2; w -= lr*(a_m*m + a_g*g)/(sqrt(v/bc2) + eps).
+template <typename T>
+void nadam_range(T* __restrict w, T* __restrict m, T* __restrict v, const T* __restrict g,
+                 int64_t lo, int64_t hi, T lr, T c1, T c2, T a_m, T a_g, T bc2, T eps, T decay) {
+  for (int64_t i = lo; i < hi; ++i) {
+    const T gi = g[i];
+    const T mi = m[i] + (gi - m[i]) * c1;
+    const T vi = v[i] + (gi * gi - v[i]) * c2;
+    m[i] = mi;
+    v[i] = vi;
+    const T m_hat = a_m * mi + a_g * gi;
+    w[i] = w[i] * decay - m_hat * lr / (std::sqrt(vi / bc2) + eps);
+  }
+}
+
+}  // namespace
+
+// Keras 3 RMSprop (see rmsprop_range). m is used only when momentum != 0 and a only when
+// centered; either may be null otherwise.
+template <typename T>
+void rmsprop_update(T* w, T* v, T* m, T* a, const T* g, int64_t n, double lr, double rho,
+                    double momentum, double epsilon, bool centered, double weight_decay) {
+  const T decay = decay_factor<T>(lr, weight_decay);
+  const T tlr = T(lr), trho = T(rho), c = T(1.0 - rho), tmom = T(momentum), eps = T(epsilon);
+  if (momentum != 0.0 && centered)
+    rmsprop_run<T, true, true>(w, v, m, a, g, n, tlr, trho, c, tmom, eps, decay);
+  else if (momentum != 0.0)
+    rmsprop_run<T, true, false>(w, v, m, a, g, n, tlr, trho, c, tmom, eps, decay);
+  else if (centered)
+    rmsprop_run<T, false, true>(w, v, m, a, g, n, tlr, trho, c, tmom, eps, decay);
+  else
+    rmsprop_run<T, false, false>(w, v, m, a, g, n, tlr, trho, c, tmom, eps, decay);
+}
+
+// Keras 3 Nadam at step t, u_product = u_1*...*u_t (Keras's _u_product once this step has
+// multiplied it in), u_s = b1*(1 - 0.5*0.96^s):
+// m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2);
+// m_hat = u_{t+1}*m/(1 - u_product*u_{t+1}) + (1 - u_t)*g/(1 - u_product);
+// w -= lr*m_hat/(sqrt(v/(1 - b2^t)) + eps). The coefficients are computed in double, then
+// rounded to T (Keras casts them to the variable's dtype).
+template <typename T>
+void nadam_update(T* w, T* m, T* v, const T* g, int64_t n, double lr, double beta_1,
+                  double beta_2, double epsilon, double weight_decay, int64_t step,
+                  double u_product) {
+  const double t = double(step);
+  const double u_t = beta_1 * (1.0 - 0.5 * std::pow(0.96, t));
+  const double u_next = beta_1 * (1.0 - 0.5 * std::pow(0.96, t + 1.0));
+  const T a_m = T(u_next / (1.0 - u_product * u_next));
+  const T a_g = T((1.0 - u_t) / (1.0 - u_product));
+  const T bc2 = T(1.0 - std::pow(beta_2, t));
+  const T c1 = T(1.0 - beta_1), c2 = T(1.0 - beta_2), eps = T(epsilon);
+  const T decay = decay_factor<T>(lr, weight_decay);
+  parallel_ranges(n, update_threads(n), [&](int64_t lo, int64_t hi) {
+    nadam_range(w, m, v, g, lo, hi, T(lr), c1, c2, a_m, a_g, bc2, eps, decay);
+  });
+}
+
+#define DLFAST_OPTIMIZER_MORE_INSTANTIATE(T)                                                   \
+  template void rmsprop_update<T>(T*, T*, T*, T*, const T*, int64_t, double, double, double,   \
+                                  double, bool, double);                                       \
+  template void nadam_update<T>(T*, T*, T*, const T*, int64_t, double, double, double, double, \
+                                double, int64_t, double);
+DLFAST_OPTIMIZER_MORE_INSTANTIATE(float)
+DLFAST_OPTIMIZER_MORE_INSTANTIATE(double)
+#undef DLFAST_OPTIMIZER_MORE_INSTANTIATE
+
 }  // namespace DLFAST_ISA
 }  // namespace dlfast

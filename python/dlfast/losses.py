@@ -5,6 +5,8 @@ Each loss object is callable as ``loss(y_true, y_pred) -> float`` and has
 When a model ends in softmax (or sigmoid) and its loss is a cross-entropy, the model fuses
 the two: it feeds the logits with ``from_logits=True`` (stable for logits of any size)."""
 
+import math
+
 from . import ops
 
 
@@ -12,6 +14,8 @@ class Loss:
     kernel_name = None
     #: the activation this loss fuses with, when the model's last layer applies it
     fuses_with = None
+    #: the kernel's one number besides the arrays: Huber's delta (the other losses ignore it)
+    kernel_param = 1.0
 
     def __init__(self, from_logits=False):
         self.from_logits = bool(from_logits)
@@ -21,7 +25,8 @@ class Loss:
 
     def value_and_grad(self, y_true, y_pred, want_grad=True, from_logits=None):
         logits = self.from_logits if from_logits is None else from_logits
-        return ops.loss_value_and_grad(self.kernel_name, y_true, y_pred, logits, want_grad)
+        return ops.loss_value_and_grad(self.kernel_name, y_true, y_pred, logits, want_grad,
+                                       self.kernel_param)
 
     def get_config(self):
         return {"name": self.kernel_name, "from_logits": self.from_logits}
@@ -58,11 +63,67 @@ class SparseCategoricalCrossentropy(Loss):
     fuses_with = "softmax"
 
 
+class MeanAbsoluteError(Loss):
+    """Keras's mean_absolute_error: ``mean(|y_true - y_pred|)`` over the last axis, then the
+    batch. Its gradient at y_pred == y_true is 0 (sign(0))."""
+    kernel_name = "mae"
+
+    def __init__(self):
+        super().__init__(False)
+
+    def get_config(self):
+        return {"name": self.kernel_name}
+
+    def __repr__(self):
+        return "MeanAbsoluteError()"
+
+
+class Huber(Loss):
+    """Keras's Huber loss: with e = y_pred - y_true, ``e^2 / 2`` where ``|e| <= delta``, else
+    ``delta |e| - delta^2 / 2``; mean over the last axis, then the batch."""
+    kernel_name = "huber"
+
+    def __init__(self, delta=1.0):
+        super().__init__(False)
+        try:
+            delta = float(delta)
+        except (TypeError, ValueError):
+            raise ValueError(f"Huber: delta must be a number, got {delta!r}") from None
+        if not (math.isfinite(delta) and delta > 0):
+            raise ValueError(f"Huber: delta must be a finite number > 0, got {delta!r}")
+        self.delta = self.kernel_param = delta
+
+    def get_config(self):
+        return {"name": self.kernel_name, "delta": self.delta}
+
+    def __repr__(self):
+        return f"Huber(delta={self.delta})"
+
+
+class KLDivergence(Loss):
+    """Keras's kl_divergence: y_true and y_pred clipped to [1e-7, 1], then
+    ``sum(y_true * log(y_true / y_pred))`` over the last axis; mean over the rest (the batch).
+    Its gradient is zero where y_pred is clipped."""
+    kernel_name = "kl_divergence"
+
+    def __init__(self):
+        super().__init__(False)
+
+    def get_config(self):
+        return {"name": self.kernel_name}
+
+    def __repr__(self):
+        return "KLDivergence()"
+
+
 _ALIASES = {
     "mse": MeanSquaredError, "mean_squared_error": MeanSquaredError,
     "binary_crossentropy": BinaryCrossentropy,
     "categorical_crossentropy": CategoricalCrossentropy,
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+    "mae": MeanAbsoluteError, "mean_absolute_error": MeanAbsoluteError,
+    "huber": Huber,
+    "kl_divergence": KLDivergence, "kld": KLDivergence,
 }
 
 
@@ -93,3 +154,15 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False):
 
 def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
     return SparseCategoricalCrossentropy(from_logits)(y_true, y_pred)
+
+
+def mean_absolute_error(y_true, y_pred):
+    return MeanAbsoluteError()(y_true, y_pred)
+
+
+def huber(y_true, y_pred, delta=1.0):
+    return Huber(delta)(y_true, y_pred)
+
+
+def kl_divergence(y_true, y_pred):
+    return KLDivergence()(y_true, y_pred)

@@ -221,7 +221,8 @@ class Model(Layer):
         def forward_backward():
             out = self._head_forward(x, True)  # decides self._head_fused at the first call
             loss, dout = _core.loss(LOSSES[self.loss.kernel_name], y, out,
-                                    self._head_fused or self.loss.from_logits, True)
+                                    self._head_fused or self.loss.from_logits, True,
+                                    self.loss.kernel_param)
             self.call_backward(dout, need_dx=False, accumulate=False)
             loss += self.add_regularization_grads()  # Keras: the penalties are part of the loss
             return loss, out
@@ -291,7 +292,9 @@ class Model(Layer):
         steps = -(-n // batch_size)
         history = callbacks_module.History()
         params = {"epochs": epochs, "steps": steps, "verbose": verbose}
-        cbs = callbacks_module.CallbackList([history] + list(callbacks or []), self, params)
+        # History last, as Keras: it records what the other callbacks add to the logs (e.g.
+        # ReduceLROnPlateau's 'learning_rate').
+        cbs = callbacks_module.CallbackList(list(callbacks or []) + [history], self, params)
         history.model = self
         progress = EpochProgress(epochs, steps, verbose)
         self.stop_training = False
@@ -307,6 +310,7 @@ class Model(Layer):
             total_loss = 0.0
             correct = [0] * len(self.metrics)
             device_sums = self._cuda.new_sums() if self._cuda is not None else None
+            seen = 0  # samples trained on this epoch (fewer than n if a callback stops it)
             for step in range(steps):
                 lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
                 if cbs.wants_batches:
@@ -319,14 +323,17 @@ class Model(Layer):
                     total_loss += loss * (hi - lo)
                     for i, m in enumerate(self.metrics):
                         correct[i] += m.correct(ys[lo:hi], out, self._head_fused)
+                seen = hi
                 if cbs.wants_batches:
                     cbs.on_train_batch_end(step, {"loss": float(loss)})
                 progress.step(step + 1)
+                if self.stop_training:  # Keras: a batch callback (TerminateOnNaN) stops here
+                    break
             if device_sums is not None:
                 total_loss, correct = self._cuda.read_sums(device_sums)
-            logs = {"loss": total_loss / n}
+            logs = {"loss": total_loss / seen}
             for m, c in zip(self.metrics, correct):
-                logs[m.name] = c / n
+                logs[m.name] = c / seen
             if validation_data is not None:
                 val = self._evaluate_prepared(xv, yv, batch_size)
                 logs.update({"val_" + k: v for k, v in val.items()})
@@ -347,7 +354,7 @@ class Model(Layer):
             hi = min(n, lo + batch_size)
             out = self._head_forward(x[lo:hi], False)
             loss, _ = _core.loss(code, y[lo:hi], out, self._head_fused or self.loss.from_logits,
-                                 False)
+                                 False, self.loss.kernel_param)
             total += loss * (hi - lo)
             for i, m in enumerate(self.metrics):
                 correct[i] += m.correct(y[lo:hi], out, self._head_fused)

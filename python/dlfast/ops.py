@@ -27,7 +27,7 @@ __all__ = [
 
 ACTIVATIONS = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "softmax": 4}
 LOSSES = {"mse": 0, "binary_crossentropy": 1, "categorical_crossentropy": 2,
-          "sparse_categorical_crossentropy": 3}
+          "sparse_categorical_crossentropy": 3, "mae": 4, "huber": 5, "kl_divergence": 6}
 
 
 def activation_code(name, fn="activation"):
@@ -146,8 +146,8 @@ def labels_array(y_true, fn, n):
     return np.ascontiguousarray(y, dtype=np.int64)
 
 
-def loss_value_and_grad(loss, y_true, y_pred, from_logits=False, want_grad=True):
-    """(mean loss, d loss / d y_pred) of a named loss, in one kernel call."""
+def loss_value_and_grad(loss, y_true, y_pred, from_logits=False, want_grad=True, delta=1.0):
+    """(mean loss, d loss / d y_pred) of a named loss, in one kernel call (delta: Huber's)."""
     fn = loss
     y_pred = as_float_array(y_pred, fn, "y_pred")
     if y_pred.ndim == 0:
@@ -160,7 +160,7 @@ def loss_value_and_grad(loss, y_true, y_pred, from_logits=False, want_grad=True)
         target = as_float_array(y_true, fn, "y_true", y_pred.dtype)
         if target.shape != y_pred.shape and target.size == y_pred.size:
             target = target.reshape(y_pred.shape)  # (N,) labels against an (N, 1) output
-    return _core.loss(LOSSES[loss], target, y_pred, from_logits, want_grad)
+    return _core.loss(LOSSES[loss], target, y_pred, from_logits, want_grad, float(delta))
 
 
 def _loss_pair(name, has_logits):
@@ -188,6 +188,21 @@ categorical_crossentropy_forward, categorical_crossentropy_backward = _loss_pair
     "categorical_crossentropy", True)
 sparse_categorical_crossentropy_forward, sparse_categorical_crossentropy_backward = _loss_pair(
     "sparse_categorical_crossentropy", True)
+
+__all__ += ["mae_forward", "mae_backward", "huber_forward", "huber_backward",
+            "kl_divergence_forward", "kl_divergence_backward"]
+mae_forward, mae_backward = _loss_pair("mae", False)
+kl_divergence_forward, kl_divergence_backward = _loss_pair("kl_divergence", False)
+
+
+def huber_forward(y_true, y_pred, delta=1.0):
+    """Mean Huber loss (threshold delta) over the last axis and the batch (Keras's reduction)."""
+    return loss_value_and_grad("huber", y_true, y_pred, False, False, delta)[0]
+
+
+def huber_backward(y_true, y_pred, delta=1.0):
+    """Gradient of huber_forward with respect to y_pred."""
+    return loss_value_and_grad("huber", y_true, y_pred, False, True, delta)[1]
 
 
 # --- optimizer updates ------------------------------------------------------------------
@@ -227,6 +242,31 @@ def adadelta_update(weights, grads, accumulated_grads, accumulated_delta_vars,
     _core.adadelta_update(list(weights), list(grads), list(accumulated_grads),
                           list(accumulated_delta_vars), float(learning_rate), float(rho),
                           float(epsilon), float(weight_decay or 0.0))
+
+
+__all__ += ["rmsprop_update", "nadam_update"]
+
+
+def rmsprop_update(weights, grads, velocities, momentums=None, average_gradients=None,
+                   learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
+                   weight_decay=0.0):
+    """Keras RMSprop step over parallel lists, in place (one C++ call); ``momentums`` are used
+    when momentum != 0 and ``average_gradients`` when centered."""
+    _core.rmsprop_update(list(weights), list(grads), list(velocities),
+                         None if momentums is None else list(momentums),
+                         None if average_gradients is None else list(average_gradients),
+                         float(learning_rate), float(rho), float(momentum), float(epsilon),
+                         bool(centered), float(weight_decay or 0.0))
+
+
+def nadam_update(weights, grads, momentums, velocities, learning_rate=0.001, beta_1=0.9,
+                 beta_2=0.999, epsilon=1e-7, weight_decay=0.0, *, step, u_product):
+    """Keras Nadam step over parallel lists, in place (one C++ call); ``step`` is the 1-based
+    count of this update and ``u_product`` the momentum-cache product u_1...u_step (Keras's
+    ``_u_product`` once this step has multiplied its u in), u_s = beta_1 (1 - 0.5 * 0.96^s)."""
+    _core.nadam_update(list(weights), list(grads), list(momentums), list(velocities),
+                       float(learning_rate), float(beta_1), float(beta_2), float(epsilon),
+                       float(weight_decay or 0.0), int(step), float(u_product))
 
 
 # --- convolution and pooling (NHWC input, HWIO kernels; Keras/TensorFlow conventions) ----

@@ -1,11 +1,12 @@
-"""Utilities: ``gradcheck``, a finite-difference check of any layer's or model's backward."""
+"""Utilities: ``gradcheck``, a finite-difference check of any layer's or model's backward;
+``to_categorical``, class labels to one-hot rows (Keras's)."""
 
 import numpy as np
 
 from . import _random
 from .layers.base import Layer, normalize_shape, positive_int
 
-__all__ = ["gradcheck", "GradcheckReport"]
+__all__ = ["gradcheck", "GradcheckReport", "to_categorical"]
 
 # Central-difference step and pass/fail tolerance per dtype. float64: the truncation error
 # (~eps^2) and the rounding error (~1e-16 * |loss| / eps) both stay near 1e-10 at eps = 1e-6.
@@ -260,3 +261,46 @@ def _worst_error(analytic, numeric, index, shape, noise):
     err = excess / denom
     k = int(np.argmax(err))
     return float(err[k]), (at(k), float(a[k]), float(numeric[k]))
+
+
+def to_categorical(x, num_classes=None):
+    """Keras's to_categorical: integer class labels of any shape -> float32 one-hot arrays with
+    the class axis last; a trailing axis of length 1 is dropped first ((n, 1) -> (n, classes)).
+    ``num_classes`` defaults to max(x) + 1. Labels must be whole numbers in
+    [0, num_classes): anything else raises ValueError (TypeError for non-numbers)."""
+    a = np.asarray(x)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"to_categorical: x must hold integer class labels, got dtype {a.dtype}")
+    if a.dtype.kind == "f":
+        bad = ~np.isfinite(a) | (a != np.round(a))
+        if np.any(bad):
+            raise ValueError(f"to_categorical: class labels must be whole numbers, got "
+                             f"{float(a[bad].reshape(-1)[0])!r}")
+    labels = a.astype(np.int64)
+    shape = labels.shape
+    if len(shape) > 1 and shape[-1] == 1:
+        shape = shape[:-1]
+    labels = labels.reshape(-1)
+    if labels.size and labels.min() < 0:
+        raise ValueError(f"to_categorical: class labels must be >= 0, got {labels.min()}")
+    if num_classes is None:
+        if not labels.size:
+            raise ValueError("to_categorical: cannot infer num_classes from no labels; pass "
+                             "num_classes")
+        num_classes = int(labels.max()) + 1
+    else:
+        try:
+            whole = not isinstance(num_classes, (bool, np.bool_)) and \
+                int(num_classes) == num_classes and num_classes >= 1
+        except (TypeError, ValueError, OverflowError):
+            whole = False
+        if not whole:
+            raise ValueError(f"to_categorical: num_classes must be a positive integer, got "
+                             f"{num_classes!r}")
+        num_classes = int(num_classes)
+        if labels.size and labels.max() >= num_classes:
+            raise ValueError(f"to_categorical: class label {labels.max()} is out of range for "
+                             f"num_classes={num_classes} (labels must be < num_classes)")
+    out = np.zeros((labels.size, num_classes), np.float32)
+    out[np.arange(labels.size), labels] = 1.0
+    return out.reshape(shape + (num_classes,))

@@ -99,9 +99,17 @@ def activation_backward(dy, y, activation):
 
 # --- losses and optimizer updates --------------------------------------------------------
 
+# The losses the CUDA kernels compute (the first four codes of ops.LOSSES).
+DEVICE_LOSSES = ("mse", "binary_crossentropy", "categorical_crossentropy",
+                 "sparse_categorical_crossentropy")
+
+
 def loss_value_and_grad(loss, y_true, y_pred, from_logits=False, want_grad=True):
     """(mean loss as a float, gradient as a device array or None), like the CPU op. Sparse
     labels are int64 (a NumPy array is converted); targets float32."""
+    if loss in LOSSES and loss not in DEVICE_LOSSES:
+        raise NotImplementedError(f"loss {loss!r} has no CUDA implementation yet; on the GPU: "
+                                  f"{', '.join(DEVICE_LOSSES)}")
     ext = _ext(loss)
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; expected one of {sorted(LOSSES)}")

@@ -8,9 +8,10 @@ on the device and reads them once per epoch; train_on_batch reads its one loss.
 Supported: Sequential and functional models (dlfast.Model, with Add) of Dense,
 Activation/ReLU, Flatten, Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D and
 LSTM (no return_state), float32, optimizers SGD
-(momentum, Nesterov, weight decay, schedules) and Adam (weight decay, schedules). Anything
-else raises NotImplementedError naming it. The host arrays (layer.weights and the optimizer's
-slots) are refreshed by get_weights(), save() and to('cpu')."""
+(momentum, Nesterov, weight decay, schedules), Adam and AdamW (weight decay, schedules), losses
+mse and the cross-entropies. Anything else raises NotImplementedError naming it. The host
+arrays (layer.weights and the optimizer's slots) are refreshed by get_weights(), save() and
+to('cpu')."""
 
 import numpy as np
 
@@ -23,7 +24,7 @@ from ..layers.pooling import AveragePooling2D, GlobalAveragePooling2D, MaxPoolin
 from ..layers.recurrent import LSTM
 from ..models import Sequential
 from ..ops import LOSSES
-from ..optimizers import SGD, Adam
+from ..optimizers import SGD, Adam, AdamW
 from . import ops as device_ops
 
 
@@ -32,10 +33,19 @@ def _device_slots(opt):
     its CUDA update takes them; NotImplementedError for an optimizer with no CUDA update."""
     if type(opt) is SGD:
         return ("momentum",) if opt.momentum else ()
-    if type(opt) is Adam:
+    if type(opt) in (Adam, AdamW):  # AdamW: Adam's update with its weight decay
         return ("momentum", "velocity")
     raise NotImplementedError(f"model.to('cuda'): optimizer {type(opt).__name__} has no CUDA "
-                              f"implementation yet; use dlfast.optimizers.SGD or Adam")
+                              f"implementation yet; use dlfast.optimizers.SGD, Adam or AdamW")
+
+
+def _device_loss_code(loss):
+    """The CUDA loss kernel's code of ``loss``; NotImplementedError for a loss it lacks."""
+    if loss.kernel_name not in device_ops.DEVICE_LOSSES:
+        raise NotImplementedError(f"model.to('cuda'): loss {type(loss).__name__} has no CUDA "
+                                  f"implementation yet; on the GPU: "
+                                  f"{', '.join(device_ops.DEVICE_LOSSES)}")
+    return LOSSES[loss.kernel_name]
 
 
 def _rows(a):
@@ -337,7 +347,7 @@ class DeviceRunner:
         """One step of ``opt`` on the flat weights from the flat gradients, on the device (the
         same formula as the optimizer's CPU step; opt.iterations not yet advanced)."""
         lr, wd = opt.current_learning_rate(), float(opt.weight_decay or 0.0)
-        if type(opt) is Adam:
+        if type(opt) in (Adam, AdamW):
             _ext().adam_update(self.flat_w, self.slots["momentum"], self.slots["velocity"],
                                self.flat_g, lr, opt.beta_1, opt.beta_2, opt.epsilon,
                                opt.iterations + 1, wd)
@@ -383,7 +393,7 @@ class DeviceRunner:
         model = self.model
         target, labels = y
         out2 = _rows(out)
-        _ext().loss(total, grad, out2, target, labels, LOSSES[model.loss.kernel_name],
+        _ext().loss(total, grad, out2, target, labels, _device_loss_code(model.loss),
                     bool(model._head_fused or model.loss.from_logits), scale, accumulate)
 
     def _count(self, counts, out, y):

@@ -205,9 +205,10 @@ class Adam(Optimizer):
         super().__init__(learning_rate, name, weight_decay)
         if amsgrad:
             raise NotImplementedError("Adam: amsgrad=True is not supported; use amsgrad=False")
-        self.beta_1 = _hyper(beta_1, "beta_1", "Adam", "[0, 1)")
-        self.beta_2 = _hyper(beta_2, "beta_2", "Adam", "[0, 1)")
-        self.epsilon = _hyper(epsilon, "epsilon", "Adam", ">= 0")
+        owner = type(self).__name__  # Adam, or AdamW
+        self.beta_1 = _hyper(beta_1, "beta_1", owner, "[0, 1)")
+        self.beta_2 = _hyper(beta_2, "beta_2", owner, "[0, 1)")
+        self.epsilon = _hyper(epsilon, "epsilon", owner, ">= 0")
         self.amsgrad = False
 
     def _apply(self, grads, weights):
@@ -334,7 +335,88 @@ class SGDG2(Optimizer):
         return {**super().get_config(), "beta": self.beta}
 
 
-_BY_NAME = {"sgd": SGD, "adam": Adam, "adamax": Adamax, "adadelta": Adadelta, "sgdg2": SGDG2}
+class RMSprop(Optimizer):
+    """Keras 3 RMSprop: ``v = rho v + (1 - rho) g^2``; centered: ``a = rho a + (1 - rho) g``
+    and the denominator is ``v - a^2 + epsilon``, else ``v + epsilon``;
+    ``inc = lr g / sqrt(denominator)``; with momentum ``m = momentum m + inc, w -= m``, else
+    ``w -= inc`` (plain momentum, not Nesterov). Slots: "velocity", and "momentum" when
+    momentum > 0, "average_gradient" when centered. ``weight_decay``: ``w -= lr*wd*w``
+    first."""
+
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
+                 centered=False, weight_decay=None, name="rmsprop"):
+        super().__init__(learning_rate, name, weight_decay)
+        self.rho = _hyper(rho, "rho", "RMSprop", "[0, 1]")
+        self.momentum = _hyper(momentum, "momentum", "RMSprop", "[0, 1]")
+        self.epsilon = _hyper(epsilon, "epsilon", "RMSprop", ">= 0")
+        if not isinstance(centered, (bool, np.bool_)):
+            raise TypeError(f"RMSprop: centered must be True or False, got {centered!r}")
+        self.centered = bool(centered)
+
+    def _apply(self, grads, weights):
+        _core.rmsprop_update(
+            weights, grads, [self.slot(w, "velocity") for w in weights],
+            [self.slot(w, "momentum") for w in weights] if self.momentum else None,
+            [self.slot(w, "average_gradient") for w in weights] if self.centered else None,
+            self.current_learning_rate(), self.rho, self.momentum, self.epsilon,
+            self.centered, self._decay())
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
+                "epsilon": self.epsilon, "centered": self.centered}
+
+
+class AdamW(Adam):
+    """Keras 3 AdamW: Adam with a decoupled weight decay that must be given (default 0.004):
+    ``w -= lr*wd*w`` before Adam's step (Keras's base optimizer applies it first, with the
+    step's learning rate). amsgrad=False only."""
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-7, amsgrad=False, name="adamw"):
+        if weight_decay is None:
+            raise ValueError("AdamW: weight_decay must be a number >= 0, got None (use Adam "
+                             "for no weight decay)")
+        if amsgrad:
+            raise NotImplementedError("AdamW: amsgrad=True is not supported; use "
+                                      "amsgrad=False")
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, False, weight_decay, name)
+
+
+class Nadam(Optimizer):
+    """Keras 3 Nadam (Adam with Nesterov momentum, Dozat 2015) at step t (1 for the first
+    update), with the momentum cache ``u_s = beta_1 (1 - 0.5 * 0.96^s)`` and its running
+    product ``u_product = u_1 ... u_t`` (the optimizer's one scalar state, saved with the
+    slots): ``m += (g - m)(1 - beta_1)``, ``v += (g^2 - v)(1 - beta_2)``,
+    ``m_hat = u_{t+1} m / (1 - u_product u_{t+1}) + (1 - u_t) g / (1 - u_product)``,
+    ``v_hat = v / (1 - beta_2^t)``, ``w -= lr m_hat / (sqrt(v_hat) + epsilon)``.
+    ``weight_decay``: ``w -= lr*wd*w`` first."""
+
+    scalar_state = ("u_product",)
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 weight_decay=None, name="nadam"):
+        super().__init__(learning_rate, name, weight_decay)
+        self.beta_1 = _hyper(beta_1, "beta_1", "Nadam", "[0, 1)")
+        self.beta_2 = _hyper(beta_2, "beta_2", "Nadam", "[0, 1)")
+        self.epsilon = _hyper(epsilon, "epsilon", "Nadam", ">= 0")
+        self.u_product = 1.0
+
+    def _apply(self, grads, weights):
+        step = self.iterations + 1
+        u_product = self.u_product * (self.beta_1 * (1.0 - 0.5 * 0.96 ** step))
+        _core.nadam_update(weights, grads, [self.slot(w, "momentum") for w in weights],
+                           [self.slot(w, "velocity") for w in weights],
+                           self.current_learning_rate(), self.beta_1, self.beta_2,
+                           self.epsilon, self._decay(), step, u_product)
+        self.u_product = u_product  # only once the step has been taken
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
+
+
+_BY_NAME = {"sgd": SGD, "adam": Adam, "adamax": Adamax, "adadelta": Adadelta, "sgdg2": SGDG2,
+            "rmsprop": RMSprop, "adamw": AdamW, "nadam": Nadam}
 
 
 def get(spec):
@@ -348,4 +430,5 @@ def get(spec):
                          f"or one of {sorted(_BY_NAME)}") from None
 
 
-__all__ = ["Optimizer", "SGD", "Adam", "Adamax", "Adadelta", "SGDG2", "get", "schedules"]
+__all__ = ["Optimizer", "SGD", "Adam", "Adamax", "Adadelta", "SGDG2", "get", "schedules",
+           "RMSprop", "AdamW", "Nadam"]
