@@ -1,6 +1,6 @@
 """Run dlfast's benchmarks: ``python bench/run.py [groups or name fragments] [options]``.
 
-Groups: gemm, dense, train, conv, lstm, optim (default: all). A word that is not a group selects
+Groups: gemm, dense, train, conv, lstm, optim, gan (default: all). A word that is not a group selects
 the cases whose name contains it (e.g. ``iris``, ``2048``). See bench/README.md."""
 
 import argparse
@@ -14,8 +14,9 @@ import cases as cases_module  # noqa: E402
 import cases_conv  # noqa: E402
 import cases_lstm  # noqa: E402
 import cases_optim  # noqa: E402
+import cases_gan  # noqa: E402
 
-GROUPS = ("gemm", "dense", "train", "conv", "lstm", "optim")
+GROUPS = ("gemm", "dense", "train", "conv", "lstm", "optim", "gan")
 
 # (case name, baseline, minimum speedup = baseline time / dlfast time)
 TARGETS = [
@@ -35,6 +36,7 @@ TARGETS = [
     ("adam update 1M float32", "numpy", 3.0),
     ("adamax update 1M float32", "numpy", 3.0),
     ("adadelta update 1M float32", "numpy", 3.0),
+    ("dcgan digits step (D real+fake, G through frozen D) b64", "torch", 1.3),
 ]
 
 
@@ -84,7 +86,8 @@ def main(argv=None):
     info = harness.machine_info(args.threads, thread_note)
 
     chosen = select(cases_module.all_cases() + cases_conv.conv_cases()
-                    + cases_lstm.lstm_cases() + cases_optim.optim_cases(), args.select)
+                    + cases_lstm.lstm_cases() + cases_optim.optim_cases()
+                    + cases_gan.gan_cases(), args.select)
     if not chosen:
         p.error(f"nothing matches {args.select}; groups are {', '.join(GROUPS)}")
 
