@@ -1,7 +1,10 @@
-"""The course's generative models on scikit-learn's digits, as functions the examples and
-``python -m dlfast demo`` share: a DCGAN (generator, discriminator, the Keras 3 training recipe)
-and the measure of its samples' quality (a digits CNN classifies them: the share it is
-confident about, and how many of the 10 classes appear, the course's "mode collapse").
+"""The course's generative models on scikit-learn's digits, as functions the examples
+(gan_digits.py, autoencoder_vae.py) and ``python -m dlfast demo`` share: a DCGAN (generator,
+discriminator, the Keras 3 training recipe) and the measure of its samples' quality (a digits
+CNN classifies them: the share it is confident about, and how many of the 10 classes appear,
+the course's "mode collapse"); a Dense autoencoder trained with fit(x, x) and a variational
+autoencoder written by hand from the layers' forward/backward (examples/autoencoder_vae.py's
+docstring derives its loss and gradients), beside PCA.
 
     G, D = dcgan_generator(), dcgan_discriminator()
     gan = train_gan(G, D, digits_images()[0], epochs=60)
@@ -14,7 +17,8 @@ flag is read at every step."""
 
 import numpy as np
 
-from . import _random, datasets, optimizers
+from . import ops, optimizers
+from ._random import manual_seed
 from .layers import (Conv2D, Conv2DTranspose, Dense, Dropout, Flatten, Input, LeakyReLU,
                      MaxPooling2D, Reshape, UpSampling2D)
 from .models import Sequential
@@ -90,7 +94,7 @@ def gan_step(G, D, gan, real, z_fake, z_gen):
 def train_gan(G, D, x, epochs=60, batch_size=64, learning_rate=1e-3, seed=0, on_epoch=None):
     """Train G and D on images x with the Keras 3 recipe; ``on_epoch(epoch, d_loss, g_loss)``
     after each epoch (mean losses). Returns the combined model."""
-    _random.manual_seed(seed)
+    manual_seed(seed)
     rng = np.random.default_rng(seed)
     gan = compile_gan(G, D, learning_rate)
     latent = G.input_shape[0]
@@ -118,7 +122,7 @@ def digits_classifier():
 
 def trained_digits_classifier(epochs=15, seed=0):
     """(classifier, test accuracy) of digits_classifier trained on digits_images."""
-    _random.manual_seed(seed)
+    manual_seed(seed)
     x_tr, y_tr, x_te, y_te = digits_images()
     model = digits_classifier()
     model.compile(optimizer=optimizers.SGD(0.05, momentum=0.9),
@@ -140,6 +144,121 @@ def gan_quality(G, classifier, n=1000, threshold=0.9, seed=1):
             "classes_present": int(np.count_nonzero(counts)), "class_counts": counts.tolist()}
 
 
-__all__ = ["digits_images", "dcgan_generator", "dcgan_discriminator", "compile_gan",
+# --- autoencoders -----------------------------------------------------------------------------
+def pca_mse(x_train, x_test, latent, seed=0):
+    """Test reconstruction MSE of scikit-learn's PCA with `latent` components."""
+    from sklearn.decomposition import PCA
+    pca = PCA(n_components=latent, random_state=seed).fit(x_train)
+    return float(np.mean((pca.inverse_transform(pca.transform(x_test)) - x_test) ** 2))
+
+
+# --- (a) the autoencoder, Keras style -------------------------------------------------------
+
+def train_autoencoder(x_train, latent, hidden, epochs, batch_size, learning_rate, seed):
+    """(encoder, autoencoder): Sequentials trained with autoencoder.fit(x, x) on MSE."""
+    manual_seed(seed)
+    encoder = Sequential([Input((64,)), Dense(hidden, activation="relu"), Dense(latent)])
+    decoder = Sequential([Input((latent,)), Dense(hidden, activation="relu"),
+                                 Dense(64, activation="sigmoid")])
+    autoencoder = Sequential([Input((64,)), encoder, decoder])
+    autoencoder.compile(optimizer=optimizers.Adam(learning_rate), loss="mse")
+    autoencoder.fit(x_train, x_train, batch_size=batch_size, epochs=epochs, verbose=0)
+    return encoder, autoencoder
+
+
+# --- (b) the VAE, by hand ---------------------------------------------------------------------
+
+def kl_divergence(mu, log_var):
+    """KL(N(mu, diag exp(log_var)) || N(0, I)) per row, averaged over the batch, and its
+    gradients: (mean KL, dKL/dmu, dKL/dlog_var), mu and log_var (batch, latent)."""
+    n = mu.shape[0]
+    var = np.exp(log_var)
+    kl = -0.5 * np.sum(1.0 + log_var - mu * mu - var) / n
+    return float(kl), mu / n, 0.5 * (var - 1.0) / n
+
+
+class VAE:
+    """Encoder 64 -> hidden (relu) -> (mu, log_var), decoder latent -> hidden (relu) -> 64
+    logits; every layer a dlfast Dense run through forward/backward."""
+
+    def __init__(self, latent, hidden=128, dtype="float32"):
+        self.latent, self.dtype = latent, np.dtype(dtype)
+        self.hidden = Dense(hidden, activation="relu", dtype=dtype)
+        self.mu_head = Dense(latent, dtype=dtype)
+        self.log_var_head = Dense(latent, dtype=dtype)
+        self.decoder = [Dense(hidden, activation="relu", dtype=dtype), Dense(64, dtype=dtype)]
+        self.hidden.build((64,))
+        self.mu_head.build((hidden,))
+        self.log_var_head.build((hidden,))
+        self.decoder[0].build((latent,))
+        self.decoder[1].build((hidden,))
+        self.layers = [self.hidden, self.mu_head, self.log_var_head, *self.decoder]
+        self.weights = [w for layer in self.layers for w in layer.weights]
+        self.grads = [g for layer in self.layers for g in layer.grads]
+
+    def encode(self, x, training=False):
+        h = self.hidden.forward(x, training=training)
+        return self.mu_head.forward(h, training=training), self.log_var_head.forward(h, training)
+
+    def decode_logits(self, z, training=False):
+        for layer in self.decoder:
+            z = layer.forward(z, training=training)
+        return z
+
+    def decode(self, z):
+        """The pixels' means, sigmoid(logits), in [0, 1]."""
+        return ops.sigmoid_forward(self.decode_logits(np.ascontiguousarray(z, self.dtype)))
+
+    def loss_and_grads(self, x, eps):
+        """One forward and backward pass on the batch x (batch, 64) with the noise eps
+        (batch, latent): sets every layer's grads to the gradient of the mean per-image loss
+        and returns (loss, reconstruction term, KL term)."""
+        for layer in self.layers:
+            layer.zero_grad()
+        mu, log_var = self.encode(x, training=True)
+        std = np.exp(0.5 * log_var)
+        z = mu + std * eps                                   # the reparametrisation
+        logits = self.decode_logits(z, training=True)
+        pixels = x.shape[1]
+        # the kernel's BCE is the mean over batch AND pixels; the VAE sums over pixels
+        reconstruction = pixels * ops.binary_crossentropy_forward(x, logits, from_logits=True)
+        dlogits = pixels * ops.binary_crossentropy_backward(x, logits, from_logits=True)
+        kl, dmu, dlog_var = kl_divergence(mu, log_var)
+        dz = dlogits
+        for layer in reversed(self.decoder):
+            dz = layer.backward(dz)
+        dmu = dmu + dz                                       # dz/dmu = 1
+        dlog_var = dlog_var + dz * eps * 0.5 * std           # dz/dlog_var = eps std / 2
+        dh = self.mu_head.backward(dmu) + self.log_var_head.backward(dlog_var)
+        self.hidden.backward(dh)
+        return reconstruction + kl, reconstruction, kl
+
+    def reconstruction_mse(self, x):
+        mu, _ = self.encode(x)
+        return float(np.mean((self.decode(mu) - x) ** 2))
+
+
+def train_vae(x_train, latent, hidden, epochs, batch_size, learning_rate, seed):
+    """A VAE trained by the hand-written loop; returns it and its mean loss per epoch."""
+    manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    vae = VAE(latent, hidden)
+    optimizer = optimizers.Adam(learning_rate)
+    history = []
+    for _ in range(epochs):
+        order = rng.permutation(len(x_train))
+        total = 0.0
+        for start in range(0, len(order), batch_size):
+            x = x_train[order[start:start + batch_size]]
+            eps = rng.standard_normal((len(x), latent)).astype(vae.dtype)
+            loss, _, _ = vae.loss_and_grads(x, eps)
+            optimizer.apply(vae.grads, vae.weights)
+            total += float(loss) * len(x)
+        history.append(total / len(x_train))
+    return vae, history
+
+
+
+__all__ = ["pca_mse", "train_autoencoder", "kl_divergence", "VAE", "train_vae", "digits_images", "dcgan_generator", "dcgan_discriminator", "compile_gan",
            "gan_step", "train_gan", "digits_classifier", "trained_digits_classifier",
            "gan_quality"]
