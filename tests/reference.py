@@ -19,7 +19,20 @@ def act_forward(z, name):
     if name == "softmax":
         e = np.exp(z - z.max(axis=-1, keepdims=True))
         return e / e.sum(axis=-1, keepdims=True)
+    if name == "leaky_relu":  # keras.activations.leaky_relu's default slope
+        return leaky_relu(z, 0.2)
     raise ValueError(name)
+
+
+def leaky_relu(z, slope):
+    """x > 0 ? x : slope * x in float64 (NaN stays NaN)."""
+    z = np.asarray(z, np.float64)
+    return np.where(z > 0, z, slope * z)
+
+
+def leaky_relu_grad(dy, y, slope):
+    """d/dz of sum(dy * leaky_relu(z)) from the output y (slope >= 0: y > 0 where z > 0)."""
+    return np.asarray(dy, np.float64) * np.where(np.asarray(y) > 0, 1.0, slope)
 
 
 def act_backward(dy, y, name):
@@ -36,6 +49,8 @@ def act_backward(dy, y, name):
         return dy * (1.0 - y * y)
     if name == "softmax":
         return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
+    if name == "leaky_relu":
+        return leaky_relu_grad(dy, y, 0.2)
     raise ValueError(name)
 
 

@@ -102,3 +102,67 @@ def test_softmax_property_rows_are_distributions(x, f32):
     np.testing.assert_allclose(y.sum(axis=-1), 1, rtol=0, atol=1e-5 if f32 else 1e-12)
     np.testing.assert_allclose(y, ref.act_forward(x, "softmax"), rtol=0,
                                atol=1e-6 if f32 else 1e-13)
+
+
+# --- leaky_relu (code 5, with its slope) ---------------------------------------------------
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("slope", [0.2, 0.0, 0.3, 1.0, 2.5])
+def test_leaky_relu_forward_backward(isa_threads, dtype, slope, shape, rng):
+    x = rng.uniform(-6, 6, shape).astype(dtype)
+    x.reshape(-1)[:: 5] = 0  # the kink itself: y = 0, gradient slope (TensorFlow's choice)
+    dy = rng.uniform(-1, 1, shape).astype(dtype)
+    y = ops.leaky_relu_forward(x, slope)
+    assert y.shape == x.shape and y.dtype == dtype
+    want = np.where(x.astype(np.float64) > 0, x, slope * x.astype(np.float64))
+    np.testing.assert_allclose(y, want, rtol=tol(dtype), atol=0)
+    dx = ops.leaky_relu_backward(dy, y, slope)
+    want_dx = dy.astype(np.float64) * np.where(x > 0, 1.0, slope)  # from x, not y
+    np.testing.assert_allclose(dx, want_dx, rtol=tol(dtype), atol=0)
+    np.testing.assert_array_equal(ops.activation_forward(x, "leaky_relu", slope), y)
+    np.testing.assert_array_equal(ops.activation_backward(dy, y, "leaky_relu", slope), dx)
+
+
+def test_leaky_relu_default_slope_is_kerass_0_2(dtype):
+    x = np.array([-5.0, -1.0, 0.0, 2.0], dtype)
+    np.testing.assert_allclose(ops.activation_forward(x, "leaky_relu"), [-1.0, -0.2, 0.0, 2.0],
+                               rtol=tol(dtype))
+    np.testing.assert_allclose(ops.leaky_relu_forward(x), [-1.0, -0.2, 0.0, 2.0], rtol=tol(dtype))
+    np.testing.assert_allclose(ref.act_forward(x, "leaky_relu"), [-1.0, -0.2, 0.0, 2.0])
+
+
+def test_leaky_relu_propagates_nan_and_infinities(isa_threads, dtype):
+    x = np.array([[np.nan, -np.inf, np.inf, -0.0, 3.0, -3.0, np.nan, 1e30]] * 9, dtype)
+    y = ops.leaky_relu_forward(x, 0.25)
+    assert np.isnan(y[:, 0]).all() and np.isnan(y[:, 6]).all()
+    np.testing.assert_array_equal(y[0, 1:6], np.array([-np.inf, np.inf, -0.0, 3.0, -0.75], dtype))
+    dy = np.ones_like(x)
+    dy[:, 4] = np.nan
+    dx = ops.leaky_relu_backward(dy, y, 0.25)
+    assert np.isnan(dx[:, 4]).all()  # a NaN gradient stays NaN, also where the slope is 1
+    np.testing.assert_array_equal(dx[0, [1, 2, 3, 5]], np.array([0.25, 1, 0.25, 0.25], dtype))
+
+
+@pytest.mark.parametrize("slope", [-0.1, float("nan"), float("inf")])
+def test_leaky_relu_refuses_a_bad_slope(slope):
+    x = np.ones((2, 3), np.float32)
+    with pytest.raises(ValueError, match=r"activation_forward: leaky_relu's 'negative_slope' "
+                                         r"must be a finite number >= 0"):
+        ops.leaky_relu_forward(x, slope)
+    with pytest.raises(ValueError, match=r"activation_backward: leaky_relu's 'negative_slope'"):
+        ops.leaky_relu_backward(x, x, slope)
+
+
+def test_leaky_relu_is_not_fused_into_the_dense_and_conv_kernels():
+    from dlfast import _core
+    x, w = np.ones((2, 3), np.float32), np.ones((3, 4), np.float32)
+    with pytest.raises(ValueError, match=r"dense_forward: activation code 5 \(leaky_relu\) is "
+                                         r"not fused into this kernel"):
+        _core.dense_forward(x, w, None, 5)
+    with pytest.raises(ValueError, match=r"conv2d_forward: activation code 5 \(leaky_relu\)"):
+        _core.conv2d_forward(np.ones((1, 3, 3, 1), np.float32), np.ones((2, 2, 1, 1), np.float32),
+                             None, (1, 1), "valid", (1, 1), 5)
+    with pytest.raises(ValueError, match=r"activation_forward: activation code must be 0..5 "
+                                         r"\(linear, relu, sigmoid, tanh, softmax, leaky_relu\), "
+                                         r"got 6"):
+        _core.activation_forward(x, 6)

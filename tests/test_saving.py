@@ -196,6 +196,11 @@ LAYERS = [
     lambda: layers.Dropout(0.3, noise_shape=(None, 1), seed=4),
     lambda: layers.BatchNormalization(momentum=0.9, epsilon=1e-4, center=False,
                                       gamma_initializer="zeros"),
+    lambda: layers.UpSampling2D((2, 3), dtype="float64"),
+    lambda: layers.ZeroPadding2D(((1, 0), (2, 3))),
+    lambda: layers.Reshape((-1, 4), input_shape=(8,)),
+    lambda: layers.Concatenate(axis=1),
+    lambda: layers.LeakyReLU(0.1),
 ]
 
 

@@ -43,7 +43,9 @@ Isa detect_isa() {
         &ns::conv2d_forward<T>, &ns::conv2d_backward<T>, &ns::maxpool2d_forward<T>,          \
         &ns::maxpool2d_backward<T>, &ns::avgpool2d_forward<T>, &ns::avgpool2d_backward<T>,   \
         &ns::lstm_forward<T>, &ns::lstm_backward<T>, &ns::batchnorm_forward<T>,               \
-        &ns::batchnorm_backward<T>, &ns::regularizer_penalty<T>                               \
+        &ns::batchnorm_backward<T>, &ns::regularizer_penalty<T>,                              \
+        &ns::upsampling2d_forward<T>, &ns::upsampling2d_backward<T>,                          \
+        &ns::zeropadding2d_forward<T>, &ns::zeropadding2d_backward<T>                         \
   }
 
 template <typename T>

@@ -9,7 +9,16 @@
 
 namespace dlfast {
 
-enum class Activation : int { linear = 0, relu = 1, sigmoid = 2, tanh = 3, softmax = 4 };
+// leaky_relu: y = x > 0 ? x : slope*x, its slope an argument of the element-wise activation
+// kernels (activation_forward/backward); the fused Dense/Conv2D kernels do not take it.
+enum class Activation : int {
+  linear = 0,
+  relu = 1,
+  sigmoid = 2,
+  tanh = 3,
+  softmax = 4,
+  leaky_relu = 5,
+};
 
 enum class Loss : int {
   mse = 0,
@@ -47,6 +56,21 @@ struct LstmShape {
   int64_t N, L, D, U;
 };
 
+// Nearest-neighbour upsampling on NHWC (Keras's UpSampling2D): x[N,H,W,C] ->
+// y[N, H*size_h, W*size_w, C], y[n, h*size_h + i, w*size_w + j, c] = x[n, h, w, c].
+struct Upsample2dShape {
+  int64_t N, H, W, C;
+  int64_t size_h, size_w;
+};
+
+// Zero padding on NHWC (Keras's ZeroPadding2D): x[N,H,W,C] -> y[N,P,Q,C] with
+// P = pad_top + H + pad_bottom, Q = pad_left + W + pad_right; x sits at (pad_top, pad_left),
+// zeros around it. Pads are >= 0.
+struct Pad2dShape {
+  int64_t N, H, W, C;
+  int64_t pad_top, pad_bottom, pad_left, pad_right;
+};
+
 template <typename T>
 struct KernelTable {
   // C[M,N] (= or +=) op(A)[M,K] . op(B)[K,N], then + bias[N] on every row, then ReLU if asked.
@@ -62,11 +86,14 @@ struct KernelTable {
   // that would otherwise zero them first). dx and db may be null; y is the forward output.
   void (*dense_backward)(T* dx, T* dW, T* db, const T* dy, const T* x, const T* W, const T* y,
                          int64_t N, int64_t D, int64_t U, Activation act, bool accumulate);
-  // y[R,C] = act(x[R,C]) (y may alias x); softmax is over each row.
-  void (*activation_forward)(T* y, const T* x, int64_t R, int64_t C, Activation act);
-  // dx[R,C] = dy * act'(y), given the forward output y (dx may alias dy).
+  // y[R,C] = act(x[R,C]) (y may alias x); softmax is over each row; `slope` is leaky_relu's
+  // negative slope (>= 0; unused by the other activations).
+  void (*activation_forward)(T* y, const T* x, int64_t R, int64_t C, Activation act,
+                             double slope);
+  // dx[R,C] = dy * act'(y), given the forward output y (dx may alias dy); leaky_relu:
+  // dy * (y > 0 ? 1 : slope), which needs slope >= 0 (then y > 0 exactly where x > 0).
   void (*activation_backward)(T* dx, const T* dy, const T* y, int64_t R, int64_t C,
-                              Activation act);
+                              Activation act, double slope);
   // Mean loss over the batch (Keras's sum_over_batch_size); grad[N,C] = d loss / d y_pred
   // (or d loss / d logits when from_logits). target is [N,C], or labels[N] for the sparse loss.
   double (*loss_forward_backward)(T* grad, const T* y_pred, const T* target,
@@ -138,6 +165,17 @@ struct KernelTable {
   // Returns l1·Σ|w| + l2·Σw² over w[n] (Keras's L1L2); grad (+=, when not null) its gradient
   // l1·sign(w) + 2·l2·w.
   double (*regularizer_penalty)(T* grad, const T* w, int64_t n, double l1, double l2);
+
+  // Nearest-neighbour upsampling (Upsample2dShape): y (=) repeats each x cell over a
+  // size_h x size_w block.
+  void (*upsampling2d_forward)(T* y, const T* x, const Upsample2dShape& s);
+  // dx[n,h,w,c] (=) = sum over its block of dy[n, h*size_h + i, w*size_w + j, c], summed in
+  // (i, j) order.
+  void (*upsampling2d_backward)(T* dx, const T* dy, const Upsample2dShape& s);
+  // Zero padding (Pad2dShape): y (=) is x framed by zeros.
+  void (*zeropadding2d_forward)(T* y, const T* x, const Pad2dShape& s);
+  // dx (=) is the H x W window of dy at (pad_top, pad_left) (the padding's gradient is dropped).
+  void (*zeropadding2d_backward)(T* dx, const T* dy, const Pad2dShape& s);
 };
 
 template <typename T>

@@ -1,6 +1,8 @@
 // Element-wise activations, forward and backward, compiled once per ISA (see kernels.h).
 // Shapes: x, y, dy, dx are [R, C] row-major; softmax normalises each row.
 // y may alias x and dx may alias dy (each element is read before it is written).
+// leaky_relu with slope a: y = x > 0 ? x : a*x (NaN fails x > 0, so a*NaN = NaN comes out),
+// dx = dy * (y > 0 ? 1 : a); a >= 0 keeps y > 0 exactly where x > 0.
 #include <cmath>
 
 #include "common/threading.h"
@@ -15,7 +17,7 @@ namespace {
 inline int threads_for(int64_t n, double flops) { return threads_for_work(double(n) * flops); }
 
 template <typename T>
-void forward_range(T* y, const T* x, int64_t lo, int64_t hi, Activation act) {
+void forward_range(T* y, const T* x, int64_t lo, int64_t hi, Activation act, T slope) {
   switch (act) {
     case Activation::linear:
       if (y != x)
@@ -29,6 +31,12 @@ void forward_range(T* y, const T* x, int64_t lo, int64_t hi, Activation act) {
       break;
     case Activation::tanh:
       for (int64_t i = lo; i < hi; ++i) y[i] = std::tanh(x[i]);
+      break;
+    case Activation::leaky_relu:
+      for (int64_t i = lo; i < hi; ++i) {
+        const T v = x[i];
+        y[i] = v > 0 ? v : slope * v;
+      }
       break;
     case Activation::softmax:
       break;  // by rows, below
@@ -54,7 +62,8 @@ void softmax_rows(T* y, const T* x, int64_t lo, int64_t hi, int64_t C) {
 }
 
 template <typename T>
-void backward_range(T* dx, const T* dy, const T* y, int64_t lo, int64_t hi, Activation act) {
+void backward_range(T* dx, const T* dy, const T* y, int64_t lo, int64_t hi, Activation act,
+                    T slope) {
   switch (act) {
     case Activation::linear:
       if (dx != dy)
@@ -71,6 +80,9 @@ void backward_range(T* dx, const T* dy, const T* y, int64_t lo, int64_t hi, Acti
       break;
     case Activation::tanh:
       for (int64_t i = lo; i < hi; ++i) dx[i] = dy[i] * (T(1) - y[i] * y[i]);
+      break;
+    case Activation::leaky_relu:  // a product, not a select of dy: a NaN dy stays NaN
+      for (int64_t i = lo; i < hi; ++i) dx[i] = dy[i] * (y[i] > 0 ? T(1) : slope);
       break;
     case Activation::softmax:
       break;  // by rows, below
@@ -93,7 +105,7 @@ void softmax_backward_rows(T* dx, const T* dy, const T* y, int64_t lo, int64_t h
 }  // namespace
 
 template <typename T>
-void activation_forward(T* y, const T* x, int64_t R, int64_t C, Activation act) {
+void activation_forward(T* y, const T* x, int64_t R, int64_t C, Activation act, double slope) {
   const int64_t n = R * C;
   if (n <= 0) return;
   if (act == Activation::softmax) {
@@ -102,14 +114,17 @@ void activation_forward(T* y, const T* x, int64_t R, int64_t C, Activation act) 
     });
     return;
   }
-  const double cost = act == Activation::relu || act == Activation::linear ? 2 : 20;
-  parallel_ranges(n, threads_for(n, cost), [&](int64_t lo, int64_t hi) {
-    forward_range(y, x, lo, hi, act);
+  const bool cheap = act == Activation::relu || act == Activation::linear ||
+                    act == Activation::leaky_relu;
+  const T a = T(slope);
+  parallel_ranges(n, threads_for(n, cheap ? 2 : 20), [&](int64_t lo, int64_t hi) {
+    forward_range(y, x, lo, hi, act, a);
   });
 }
 
 template <typename T>
-void activation_backward(T* dx, const T* dy, const T* y, int64_t R, int64_t C, Activation act) {
+void activation_backward(T* dx, const T* dy, const T* y, int64_t R, int64_t C, Activation act,
+                         double slope) {
   const int64_t n = R * C;
   if (n <= 0) return;
   if (act == Activation::softmax) {
@@ -118,17 +133,20 @@ void activation_backward(T* dx, const T* dy, const T* y, int64_t R, int64_t C, A
     });
     return;
   }
+  const T a = T(slope);
   parallel_ranges(n, threads_for(n, 2), [&](int64_t lo, int64_t hi) {
-    backward_range(dx, dy, y, lo, hi, act);
+    backward_range(dx, dy, y, lo, hi, act, a);
   });
 }
 
-template void activation_forward<float>(float*, const float*, int64_t, int64_t, Activation);
-template void activation_forward<double>(double*, const double*, int64_t, int64_t, Activation);
+template void activation_forward<float>(float*, const float*, int64_t, int64_t, Activation,
+                                        double);
+template void activation_forward<double>(double*, const double*, int64_t, int64_t, Activation,
+                                         double);
 template void activation_backward<float>(float*, const float*, const float*, int64_t, int64_t,
-                                         Activation);
+                                         Activation, double);
 template void activation_backward<double>(double*, const double*, const double*, int64_t,
-                                          int64_t, Activation);
+                                          int64_t, Activation, double);
 
 }  // namespace DLFAST_ISA
 }  // namespace dlfast

@@ -30,10 +30,14 @@ void dense_forward(T* y, const T* x, const T* W, const T* b, int64_t N, int64_t 
 template <typename T>
 void dense_backward(T* dx, T* dW, T* db, const T* dy, const T* x, const T* W, const T* y,
                     int64_t N, int64_t D, int64_t U, Activation act, bool accumulate);
+// slope: leaky_relu's negative slope. Dense and conv2d call these for their own activation,
+// which is never leaky_relu (the bindings refuse it there), so they leave slope at 0.
 template <typename T>
-void activation_forward(T* y, const T* x, int64_t R, int64_t C, Activation act);
+void activation_forward(T* y, const T* x, int64_t R, int64_t C, Activation act,
+                        double slope = 0.0);
 template <typename T>
-void activation_backward(T* dx, const T* dy, const T* y, int64_t R, int64_t C, Activation act);
+void activation_backward(T* dx, const T* dy, const T* y, int64_t R, int64_t C, Activation act,
+                         double slope = 0.0);
 template <typename T>
 double loss_forward_backward(T* grad, const T* y_pred, const T* target, const int64_t* labels,
                              int64_t N, int64_t C, Loss loss, bool from_logits);
@@ -88,6 +92,15 @@ template <typename T>
 void lstm_backward(T* dx, T* dW, T* dR, T* db, T* dh0, T* dc0, const T* dH, const T* dhL,
                    const T* dcL, const T* x, const T* W, const T* R, const T* h0, const T* c0,
                    const T* H, const T* C, const T* Z, const LstmShape& s, bool accumulate);
+
+template <typename T>
+void upsampling2d_forward(T* y, const T* x, const Upsample2dShape& s);
+template <typename T>
+void upsampling2d_backward(T* dx, const T* dy, const Upsample2dShape& s);
+template <typename T>
+void zeropadding2d_forward(T* y, const T* x, const Pad2dShape& s);
+template <typename T>
+void zeropadding2d_backward(T* dx, const T* dy, const Pad2dShape& s);
 
 }  // namespace DLFAST_ISA
 }  // namespace dlfast

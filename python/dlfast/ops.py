@@ -25,7 +25,11 @@ __all__ = [
     "lstm_forward", "lstm_backward", "lstm_cell_forward", "lstm_cell_backward",
 ]
 
-ACTIVATIONS = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "softmax": 4}
+ACTIVATIONS = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "softmax": 4, "leaky_relu": 5}
+#: the activation code of leaky_relu, and its slope as an activation name ('leaky_relu'),
+#: Keras's ``keras.activations.leaky_relu`` default (the LeakyReLU layer's default is 0.3)
+LEAKY_RELU = ACTIVATIONS["leaky_relu"]
+LEAKY_RELU_SLOPE = 0.2
 LOSSES = {"mse": 0, "binary_crossentropy": 1, "categorical_crossentropy": 2,
           "sparse_categorical_crossentropy": 3}
 
@@ -45,6 +49,14 @@ def as_float_array(x, fn, name, dtype=None):
     """x as a C-contiguous float32/float64 array (a copy only if it is not one already);
     with ``dtype``, numeric input is cast to it."""
     return to_array(x, dtype, f"{fn}: argument '{name}'")
+
+
+def split_activation(code):
+    """(code fused into the Dense/Conv2D kernel, code of the element-wise pass after it):
+    leaky_relu is not fused (the kernels fuse relu into the GEMM's store and run the others
+    on the output in place; leaky_relu needs its slope, which they do not take), so it runs
+    as a separate vectorised pass (activation_forward) after the linear kernel."""
+    return (0, code) if code == LEAKY_RELU else (code, 0)
 
 
 def _same_dtype(fn, ref, **arrays):
@@ -79,7 +91,9 @@ def dense_forward(x, kernel, bias=None, activation="linear"):
     """``y = activation(x @ kernel + bias)``; x (N, D), kernel (D, U), bias (U,)."""
     x = as_float_array(x, "dense_forward", "x")
     kernel, bias = _same_dtype("dense_forward", x, kernel=kernel, bias=bias)
-    return _core.dense_forward(x, kernel, bias, activation_code(activation, "dense_forward"))
+    fused, post = split_activation(activation_code(activation, "dense_forward"))
+    y = _core.dense_forward(x, kernel, bias, fused)
+    return _core.activation_forward(y, post, LEAKY_RELU_SLOPE) if post else y
 
 
 def dense_backward(dy, x, kernel, bias=None, activation="linear", y=None):
@@ -88,9 +102,11 @@ def dense_backward(dy, x, kernel, bias=None, activation="linear", y=None):
     fn = "dense_backward"
     dy = as_float_array(dy, fn, "dy")
     x, kernel, bias, y = _same_dtype(fn, dy, x=x, kernel=kernel, bias=bias, y=y)
-    code = activation_code(activation, fn)
-    if y is None and code != 0:
-        y = _core.dense_forward(x, kernel, bias, code)
+    code, post = split_activation(activation_code(activation, fn))
+    if y is None and (code or post):
+        y = dense_forward(x, kernel, bias, activation)
+    if post:
+        dy = _core.activation_backward(dy, y, post, LEAKY_RELU_SLOPE)
     dkernel = np.zeros_like(kernel)
     dbias = None if bias is None else np.zeros_like(bias)
     dx = _core.dense_backward(dy, x, kernel, y, code, dkernel, dbias, True)
@@ -99,16 +115,21 @@ def dense_backward(dy, x, kernel, bias=None, activation="linear", y=None):
 
 # --- activations ------------------------------------------------------------------------
 
-def activation_forward(x, activation):
+def activation_forward(x, activation, negative_slope=LEAKY_RELU_SLOPE):
+    """``activation(x)`` element-wise (softmax over the last axis); ``negative_slope`` is
+    leaky_relu's (x > 0 ? x : negative_slope * x; finite, >= 0), unused by the others."""
     x = as_float_array(x, "activation_forward", "x")
-    return _core.activation_forward(x, activation_code(activation, "activation_forward"))
+    return _core.activation_forward(x, activation_code(activation, "activation_forward"),
+                                    float(negative_slope))
 
 
-def activation_backward(dy, y, activation):
-    """``dx = dy * activation'(.)`` from the forward *output* y (softmax: its Jacobian)."""
+def activation_backward(dy, y, activation, negative_slope=LEAKY_RELU_SLOPE):
+    """``dx = dy * activation'(.)`` from the forward *output* y (softmax: its Jacobian;
+    leaky_relu: dy * (y > 0 ? 1 : negative_slope))."""
     dy = as_float_array(dy, "activation_backward", "dy")
     (y,) = _same_dtype("activation_backward", dy, y=y)
-    return _core.activation_backward(dy, y, activation_code(activation, "activation_backward"))
+    return _core.activation_backward(dy, y, activation_code(activation, "activation_backward"),
+                                     float(negative_slope))
 
 
 def _activation_pair(name):
@@ -128,6 +149,19 @@ relu_forward, relu_backward = _activation_pair("relu")
 sigmoid_forward, sigmoid_backward = _activation_pair("sigmoid")
 tanh_forward, tanh_backward = _activation_pair("tanh")
 softmax_forward, softmax_backward = _activation_pair("softmax")
+
+__all__ += ["leaky_relu_forward", "leaky_relu_backward"]
+
+
+def leaky_relu_forward(x, negative_slope=LEAKY_RELU_SLOPE):
+    """``x > 0 ? x : negative_slope * x`` element-wise (Keras's leaky_relu; NaN stays NaN)."""
+    return activation_forward(x, "leaky_relu", negative_slope)
+
+
+def leaky_relu_backward(dy, y, negative_slope=LEAKY_RELU_SLOPE):
+    """Gradient of leaky_relu_forward given dy and the forward output y:
+    ``dy * (y > 0 ? 1 : negative_slope)``."""
+    return activation_backward(dy, y, "leaky_relu", negative_slope)
 
 
 # --- losses -----------------------------------------------------------------------------
@@ -274,9 +308,11 @@ def conv2d_forward(x, kernel, bias=None, strides=1, padding="valid", dilation_ra
     fn = "conv2d_forward"
     x = as_float_array(x, fn, "x")
     kernel, bias = _same_dtype(fn, x, kernel=kernel, bias=bias)
-    return _core.conv2d_forward(x, kernel, bias, pair(strides, "strides", fn),
-                                padding_name(padding, fn), pair(dilation_rate, "dilation_rate", fn),
-                                activation_code(activation, fn))
+    fused, post = split_activation(activation_code(activation, fn))
+    y = _core.conv2d_forward(x, kernel, bias, pair(strides, "strides", fn),
+                             padding_name(padding, fn), pair(dilation_rate, "dilation_rate", fn),
+                             fused)
+    return _core.activation_forward(y, post, LEAKY_RELU_SLOPE) if post else y
 
 
 def conv2d_backward(dy, x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1,
@@ -286,11 +322,13 @@ def conv2d_backward(dy, x, kernel, bias=None, strides=1, padding="valid", dilati
     fn = "conv2d_backward"
     dy = as_float_array(dy, fn, "dy")
     x, kernel, bias, y = _same_dtype(fn, dy, x=x, kernel=kernel, bias=bias, y=y)
-    code = activation_code(activation, fn)
+    code, post = split_activation(activation_code(activation, fn))
     strides, dilation = pair(strides, "strides", fn), pair(dilation_rate, "dilation_rate", fn)
     padding = padding_name(padding, fn)
-    if y is None and code != 0:
-        y = _core.conv2d_forward(x, kernel, bias, strides, padding, dilation, code)
+    if y is None and (code or post):
+        y = conv2d_forward(x, kernel, bias, strides, padding, dilation, activation)
+    if post:
+        dy = _core.activation_backward(dy, y, post, LEAKY_RELU_SLOPE)
     dkernel = np.zeros_like(kernel)
     dbias = None if bias is None else np.zeros_like(bias)
     dx = _core.conv2d_backward(dy, x, kernel, y, strides, padding, dilation, code, dkernel, dbias,
@@ -414,3 +452,60 @@ def lstm_cell_backward(dh_new, dc_new, x, h, c, kernel, recurrent_kernel, bias=N
     dx, dk, dr, db, dh, dc = lstm_backward(None, x3, kernel, recurrent_kernel, bias, h, c,
                                            dh_new, dc_new)
     return dx[:, 0], dh, dc, dk, dr, db
+
+
+# --- upsampling and zero padding (NHWC; Keras's UpSampling2D and ZeroPadding2D) ----------
+
+__all__ += ["upsampling2d_forward", "upsampling2d_backward", "zeropadding2d_forward",
+            "zeropadding2d_backward", "padding_pairs"]
+
+
+def padding_pairs(padding, fn):
+    """ZeroPadding2D's padding as Keras reads it: an int p (p on every side), a pair
+    (h, w) (h above and below, w left and right) or a pair of pairs
+    ((top, bottom), (left, right)); ints >= 0. Returns ((top, bottom), (left, right))."""
+    def whole(v):
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+    form = ("padding must be an int, a pair of ints (height, width) or a pair of pairs "
+            "((top, bottom), (left, right)) of non-negative ints, got")
+    if whole(padding):
+        pairs = ((padding, padding), (padding, padding))
+    elif isinstance(padding, (tuple, list)) and len(padding) == 2 and all(map(whole, padding)):
+        pairs = ((padding[0], padding[0]), (padding[1], padding[1]))
+    elif (isinstance(padding, (tuple, list)) and len(padding) == 2
+          and all(isinstance(p, (tuple, list)) and len(p) == 2 and all(map(whole, p))
+                  for p in padding)):
+        pairs = (tuple(padding[0]), tuple(padding[1]))
+    else:
+        raise ValueError(f"{fn}: {form} {padding!r}")
+    pairs = tuple(tuple(int(v) for v in p) for p in pairs)
+    if min(min(p) for p in pairs) < 0:
+        raise ValueError(f"{fn}: {form} {padding!r}")
+    return pairs
+
+
+def upsampling2d_forward(x, size=2):
+    """Nearest-neighbour upsampling: x (N, H, W, C) -> (N, H*sh, W*sw, C), each cell repeated
+    over an sh x sw block; size an int or a pair (sh, sw)."""
+    fn = "upsampling2d_forward"
+    return _core.upsampling2d_forward(as_float_array(x, fn, "x"), pair(size, "size", fn))
+
+
+def upsampling2d_backward(dy, size=2):
+    """dx (N, H, W, C): the sum of dy (N, H*sh, W*sw, C) over each sh x sw block."""
+    fn = "upsampling2d_backward"
+    return _core.upsampling2d_backward(as_float_array(dy, fn, "dy"), pair(size, "size", fn))
+
+
+def zeropadding2d_forward(x, padding=1):
+    """x (N, H, W, C) framed by zeros: (N, top + H + bottom, left + W + right, C); padding as
+    Keras's ZeroPadding2D takes it (see :func:`padding_pairs`)."""
+    fn = "zeropadding2d_forward"
+    return _core.zeropadding2d_forward(as_float_array(x, fn, "x"), padding_pairs(padding, fn))
+
+
+def zeropadding2d_backward(dy, padding=1):
+    """dx (N, H, W, C): the interior of dy (N, top + H + bottom, left + W + right, C)."""
+    fn = "zeropadding2d_backward"
+    return _core.zeropadding2d_backward(as_float_array(dy, fn, "dy"), padding_pairs(padding, fn))

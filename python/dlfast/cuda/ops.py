@@ -5,7 +5,8 @@ reading a result back (``to_numpy``, a loss value) waits for the GPU."""
 
 import numpy as np
 
-from ..ops import LOSSES, activation_code, conv_output_length, pair, padding_name
+from ..ops import LEAKY_RELU, LOSSES, conv_output_length, pair, padding_name
+from ..ops import activation_code as _cpu_activation_code
 
 __all__ = ["matmul", "dense_forward", "dense_backward", "activation_forward",
            "activation_backward", "loss_value_and_grad", "sgd_update", "adam_update",
@@ -13,6 +14,16 @@ __all__ = ["matmul", "dense_forward", "dense_backward", "activation_forward",
            "avgpool2d_forward", "avgpool2d_backward", "global_avgpool2d_forward",
            "global_avgpool2d_backward", "lstm_forward", "lstm_backward", "conv_geometry",
            "pool_geometry"]
+
+
+def activation_code(name, fn="activation"):
+    """The kernel code of an activation name, as dlfast.ops's; NotImplementedError for
+    leaky_relu, which the CUDA kernels do not have yet."""
+    code = _cpu_activation_code(name, fn)
+    if code == LEAKY_RELU:
+        raise NotImplementedError(f"{fn}: the activation leaky_relu has no CUDA implementation "
+                                  f"yet; use dlfast.ops on the CPU")
+    return code
 
 
 def _ext(fn):

@@ -9,7 +9,8 @@ Supported: Sequential and functional models (dlfast.Model, with Add) of Dense,
 Activation/ReLU, Flatten, Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D and
 LSTM (no return_state), float32, optimizers SGD
 (momentum, Nesterov, weight decay, schedules) and Adam (weight decay, schedules). Anything
-else raises NotImplementedError naming it. The host arrays (layer.weights and the optimizer's
+else raises NotImplementedError naming it, the activation 'leaky_relu' and LeakyReLU too
+(the CUDA activation kernels have no leaky_relu yet). The host arrays (layer.weights and the optimizer's
 slots) are refreshed by get_weights(), save() and to('cpu')."""
 
 import numpy as np
@@ -21,7 +22,7 @@ from ..layers.merge import Add
 from ..layers.pooling import AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D
 from ..layers.recurrent import LSTM
 from ..models import Sequential
-from ..ops import LOSSES
+from ..ops import LEAKY_RELU, LOSSES
 from ..optimizers import SGD, Adam
 from . import ops as device_ops
 
@@ -211,6 +212,11 @@ class _Add(_DeviceLayer):
 
 
 def _device_layer(layer, weights, grads):
+    if getattr(layer, "_act", None) == LEAKY_RELU:  # Dense, Conv2D, Activation, LeakyReLU
+        raise NotImplementedError(f"model.to('cuda'): layer '{layer.name}' "
+                                  f"({type(layer).__name__}) uses the activation leaky_relu, "
+                                  f"which has no CUDA implementation yet; keep the model on "
+                                  f"the CPU")
     if isinstance(layer, Add):
         return _Add(layer, weights, grads)
     if isinstance(layer, Dense):

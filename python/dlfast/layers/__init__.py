@@ -9,7 +9,11 @@ from .pooling import AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D
 from .recurrent import LSTM
 from .regularization import Dropout
 from .symbolic import SymbolicTensor
+from .core import LeakyReLU
+from .merge import Concatenate
+from .reshaping import Reshape, UpSampling2D, ZeroPadding2D
 
 __all__ = ["Layer", "Input", "Dense", "Activation", "ReLU", "Flatten", "Conv2D",
            "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "LSTM", "Dropout",
            "BatchNormalization", "Add", "SymbolicTensor"]
+__all__ += ["UpSampling2D", "ZeroPadding2D", "Reshape", "Concatenate", "LeakyReLU"]

@@ -1,7 +1,7 @@
 """Conv2D on NHWC input with an HWIO kernel (Keras layouts)."""
 
 from .. import _core
-from ..ops import conv_output_length, pair, padding_name
+from ..ops import conv_output_length, pair, padding_name, split_activation
 from .base import positive_int
 from .core import KernelLayer
 
@@ -43,8 +43,10 @@ class Conv2D(KernelLayer):
 
     def call_forward(self, x, training, act=None):
         act = self._act if act is None else act
+        fused, post = split_activation(act)  # leaky_relu: a separate pass after the kernel
         y = _core.conv2d_forward(x, self.weights[0], self.weights[1] if self.use_bias else None,
-                                 self.strides, self.padding, self.dilation_rate, act)
+                                 self.strides, self.padding, self.dilation_rate, fused)
+        y = self.post_activation(y, post)
         self._cache = (x, y, act)
         return y
 
@@ -56,8 +58,10 @@ class Conv2D(KernelLayer):
             raise ValueError(f"{self.name}: dy must have the output's shape {y.shape}, got "
                              f"{dy.shape}")
         g = self.grads
+        fused, post = split_activation(act)
+        dy = self.post_activation_grad(dy, y, post)
         return _core.conv2d_backward(dy, x, self.weights[0], y, self.strides, self.padding,
-                                     self.dilation_rate, act, g[0],
+                                     self.dilation_rate, fused, g[0],
                                      g[1] if self.use_bias else None, need_dx, accumulate)
 
     def get_config(self):

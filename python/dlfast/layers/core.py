@@ -1,9 +1,11 @@
-"""Core layers: Input, Dense, Activation, ReLU, Flatten."""
+"""Core layers: Input, Dense, Activation, ReLU, LeakyReLU, Flatten."""
+
+import math
 
 import numpy as np
 
 from .. import _core, initializers, regularizers
-from ..ops import activation_code
+from ..ops import LEAKY_RELU_SLOPE, activation_code, split_activation
 from .base import Layer, normalize_shape, positive_int
 from .symbolic import SymbolicTensor
 
@@ -35,7 +37,19 @@ class Input(Layer):
 
 class KernelLayer(Layer):
     """What Dense and Conv2D share: a kernel, an optional bias, an activation fused into the
-    kernel call (by code), and the forward cache."""
+    kernel call (by code), and the forward cache. leaky_relu is the exception: the kernels do
+    not take its slope, so it runs as a separate vectorised pass after the linear kernel
+    (``post_activation`` / ``post_activation_grad``)."""
+
+    @staticmethod
+    def post_activation(y, post):
+        """y after the activation the kernel did not fuse (leaky_relu, slope 0.2 as
+        keras.activations.leaky_relu; code 0: none)."""
+        return _core.activation_forward(y, post, LEAKY_RELU_SLOPE) if post else y
+
+    @staticmethod
+    def post_activation_grad(dy, y, post):
+        return _core.activation_backward(dy, y, post, LEAKY_RELU_SLOPE) if post else dy
 
     def init_kernel_layer(self, activation, use_bias, kernel_initializer, bias_initializer,
                           kernel_regularizer):
@@ -80,8 +94,8 @@ class KernelLayer(Layer):
 class Dense(KernelLayer):
     """``y = activation(x @ kernel + bias)`` on the last axis; kernel (in, units), bias (units,).
 
-    Bias and ReLU are fused into the GEMM's store; backward is one C++ call that adds the
-    kernel and bias gradients and returns dx."""
+    Bias and ReLU are fused into the GEMM's store (leaky_relu is a separate pass after it);
+    backward is one C++ call that adds the kernel and bias gradients and returns dx."""
 
     def __init__(self, units, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
@@ -104,7 +118,9 @@ class Dense(KernelLayer):
         act = self._act if act is None else act
         x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
         w = self.weights
-        y = _core.dense_forward(x2, w[0], w[1] if self.use_bias else None, act)
+        fused, post = split_activation(act)
+        y = self.post_activation(_core.dense_forward(x2, w[0], w[1] if self.use_bias else None,
+                                                     fused), post)
         self._cache = (x2, y, act, x.shape)
         return y if x.ndim == 2 else y.reshape(x.shape[:-1] + (self.units,))
 
@@ -121,7 +137,9 @@ class Dense(KernelLayer):
             raise ValueError(f"{self.name}: dy must have the output's shape "
                              f"{in_shape[:-1] + (self.units,)}, got {dy.shape}")
         g = self.grads
-        dx = _core.dense_backward(dy2, x2, self.weights[0], y, act, g[0],
+        fused, post = split_activation(act)
+        dy2 = self.post_activation_grad(dy2, y, post)
+        dx = _core.dense_backward(dy2, x2, self.weights[0], y, fused, g[0],
                                   g[1] if self.use_bias else None, need_dx, accumulate)
         if dx is None or len(in_shape) == 2:
             return dx
@@ -133,17 +151,18 @@ class Dense(KernelLayer):
 
 class Activation(Layer):
     """An element-wise activation by name: 'linear', 'relu', 'sigmoid', 'tanh', 'softmax'
-    (softmax over the last axis)."""
+    (softmax over the last axis), 'leaky_relu' (slope 0.2, as keras.activations.leaky_relu)."""
 
     def __init__(self, activation, input_shape=None, dtype=None, name=None):
         super().__init__(input_shape=input_shape, dtype=dtype, name=name)
         self.activation = activation or "linear"
         self._act = activation_code(self.activation, self.name)
+        self._slope = LEAKY_RELU_SLOPE  # leaky_relu's; LeakyReLU sets its own
         self._cache = None
 
     def call_forward(self, x, training, act=None):
         act = self._act if act is None else act
-        y = _core.activation_forward(x, act) if act else x
+        y = _core.activation_forward(x, act, self._slope) if act else x
         self._cache = (y, act)
         return y
 
@@ -157,7 +176,7 @@ class Activation(Layer):
         if dy.shape != y.shape:
             raise ValueError(f"{self.name}: dy must have the output's shape {y.shape}, got "
                              f"{dy.shape}")
-        return _core.activation_backward(dy, y, act) if act else dy
+        return _core.activation_backward(dy, y, act, self._slope) if act else dy
 
     def get_config(self):
         return {**super().get_config(), "activation": self.activation}
@@ -173,6 +192,27 @@ class ReLU(Activation):
         config = super().get_config()
         del config["activation"]
         return config
+
+
+class LeakyReLU(Activation):
+    """``x > 0 ? x : negative_slope * x`` (Keras's LeakyReLU: the layer's default slope is
+    0.3, the activation name 'leaky_relu' has 0.2). The slope must be >= 0, as Keras
+    requires; NaN passes through as NaN."""
+
+    def __init__(self, negative_slope=0.3, input_shape=None, dtype=None, name=None):
+        super().__init__("leaky_relu", input_shape=input_shape, dtype=dtype, name=name)
+        if (isinstance(negative_slope, bool)
+                or not isinstance(negative_slope, (int, float, np.number))
+                or not math.isfinite(negative_slope) or negative_slope < 0):
+            raise ValueError(f"{self.name}: negative_slope must be a finite number >= 0 (as "
+                             f"Keras requires), got {negative_slope!r}")
+        self.negative_slope = float(negative_slope)
+        self._slope = self.negative_slope
+
+    def get_config(self):
+        config = super().get_config()
+        del config["activation"]
+        return {**config, "negative_slope": self.negative_slope}
 
 
 class Flatten(Layer):
