@@ -174,3 +174,29 @@ def test_vae_hand_written_backward_against_finite_differences():
             numeric[idx] = (plus - minus) / 2e-6
         worst = max(worst, np.max(np.abs(g - numeric)) / (np.max(np.abs(numeric)) + 1e-12))
     assert worst < 1e-6
+
+
+# --- Inception and VGG -------------------------------------------------------------------------
+
+def test_inception_and_vgg_learn_digits_and_the_big_summaries_match_keras(tmp_path, capsys):
+    iv = load_example("inception_vgg")
+    out = tmp_path / "acc.png"
+    r = iv.main(epochs=5, seed=0, out=str(out))
+    printed = capsys.readouterr().out
+    # keras.applications.VGG16(include_top=True) has 138,357,544 parameters; the course's
+    # AlexNet layer list 62,378,344 (SPEC.md; by hand: 34,944 + 614,656 + 885,120 +
+    # 1,327,488 + 884,992 convolution and 37,752,832 + 16,781,312 + 4,097,000 Dense)
+    assert r["vgg16_params"] == 138_357_544
+    assert r["alexnet_params"] == 62_378_344
+    assert "Total params: 138,357,544" in printed and "Total params: 62,378,344" in printed
+    assert "(None, 7, 7, 512)" in printed and "(None, 6, 6, 256)" in printed
+    # parameters counted by hand. VGG-style: convs 3*3*1*16+16, 3*3*16*16+16, 3*3*16*32+32,
+    # 3*3*32*32+32; Dense 2*2*32*64+64, 64*10+10
+    assert r["vgg_style_params"] == 160 + 2320 + 4640 + 9248 + 8256 + 650
+    # Inception: stem 3*3*1*16+16; branches on 16 channels: 1x1 16*8+8; 1x1 16*8+8 then 3x3
+    # 3*3*8*16+16; 1x1 16*4+4 then 5x5 5*5*4*8+8; pool then 1x1 16*8+8; concatenated to
+    # 8+16+8+8 = 40 channels, pooled to 4x4: Dense 4*4*40*10+10
+    assert r["inception_params"] == 160 + 136 + 136 + 1168 + 68 + 808 + 136 + 6410
+    assert r["vgg_style_accuracy"] >= 0.9
+    assert r["inception_accuracy"] >= 0.9
+    check_png(r, out)
