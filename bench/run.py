@@ -35,6 +35,10 @@ TARGETS = [
     ("adam update 1M float32", "numpy", 3.0),
     ("adamax update 1M float32", "numpy", 3.0),
     ("adadelta update 1M float32", "numpy", 3.0),
+    ("Conv2DTranspose 64->32 4x4 stride 2 'same' 8x8->16x16 batch 64 forward+backward",
+     "torch_cl", 1.3),
+    ("Conv2DTranspose 64->32 4x4 stride 2 'same' 8x8->16x16 batch 64 forward+backward",
+     "numpy", 3.0),
 ]
 
 

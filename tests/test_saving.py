@@ -196,6 +196,8 @@ LAYERS = [
     lambda: layers.Dropout(0.3, noise_shape=(None, 1), seed=4),
     lambda: layers.BatchNormalization(momentum=0.9, epsilon=1e-4, center=False,
                                       gamma_initializer="zeros"),
+    lambda: layers.Conv2DTranspose(4, (3, 2), strides=2, padding="same", output_padding=(1, 0),
+                                   activation="relu", kernel_regularizer="l2"),
 ]
 
 

@@ -62,6 +62,7 @@ void bind_pool(py::module_& m);
 void bind_lstm(py::module_& m);
 void bind_batchnorm(py::module_& m);
 void bind_regularizer(py::module_& m);
+void bind_conv_transpose(py::module_& m);
 
 }  // namespace bind
 }  // namespace dlfast

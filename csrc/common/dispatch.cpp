@@ -43,7 +43,8 @@ Isa detect_isa() {
         &ns::conv2d_forward<T>, &ns::conv2d_backward<T>, &ns::maxpool2d_forward<T>,          \
         &ns::maxpool2d_backward<T>, &ns::avgpool2d_forward<T>, &ns::avgpool2d_backward<T>,   \
         &ns::lstm_forward<T>, &ns::lstm_backward<T>, &ns::batchnorm_forward<T>,               \
-        &ns::batchnorm_backward<T>, &ns::regularizer_penalty<T>                               \
+        &ns::batchnorm_backward<T>, &ns::regularizer_penalty<T>,                              \
+        &ns::conv2d_transpose_forward<T>, &ns::conv2d_transpose_backward<T>                   \
   }
 
 template <typename T>

@@ -9,7 +9,9 @@ from .pooling import AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D
 from .recurrent import LSTM
 from .regularization import Dropout
 from .symbolic import SymbolicTensor
+from .conv import Conv2DTranspose
 
 __all__ = ["Layer", "Input", "Dense", "Activation", "ReLU", "Flatten", "Conv2D",
            "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "LSTM", "Dropout",
            "BatchNormalization", "Add", "SymbolicTensor"]
+__all__ += ["Conv2DTranspose"]
