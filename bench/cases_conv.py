@@ -289,6 +289,95 @@ def cifar_train_case(batch=64, lr=0.01):
     return Case("conv", f"cifar model train step b{batch}", impls, check, flops=flops)
 
 
+# --- transposed convolution (Keras's Conv2DTranspose) ----------------------------------------
+
+def np_conv_transpose_forward(x, w, b, stride, pad_before, out_hw):
+    """Keras's conv2d_transpose in NumPy, NHWC, kernel (kh, kw, F, Cin): one GEMM gives every
+    input pixel's window, (M, Cin) @ (Cin, kh*kw*F), then kh*kw strided adds scatter the
+    windows (col2im), and the pad rows are cropped. Returns y and the GEMM's input x2d."""
+    n, h, wd, cin = x.shape
+    r, s, f, _ = w.shape
+    x2 = x.reshape(-1, cin)
+    cols = (x2 @ w.reshape(r * s * f, cin).T).reshape(n, h, wd, r, s, f)
+    full = np.zeros((n, (h - 1) * stride + r, (wd - 1) * stride + s, f), x.dtype)
+    for i in range(r):
+        for j in range(s):
+            full[:, i:i + (h - 1) * stride + 1:stride, j:j + (wd - 1) * stride + 1:stride] += \
+                cols[:, :, :, i, j]
+    y = full[:, pad_before:pad_before + out_hw[0], pad_before:pad_before + out_hw[1]] + b
+    return y, x2
+
+
+def np_conv_transpose_backward(dy, x2, x_shape, w, stride, pad_before):
+    """(dx, dkernel, dbias) of np_conv_transpose_forward: the windows of dy (im2col of the
+    zero-padded dy, through sliding_window_view) against the kernel (dx) and x (dkernel)."""
+    n, h, wd, cin = x_shape
+    r, s, f, _ = w.shape
+    hf, wf = (h - 1) * stride + r, (wd - 1) * stride + s
+    dyp = np.zeros((n, hf, wf, f), dy.dtype)
+    oh, ow = min(dy.shape[1], hf - pad_before), min(dy.shape[2], wf - pad_before)
+    dyp[:, pad_before:pad_before + oh, pad_before:pad_before + ow] = dy[:, :oh, :ow]
+    win = sliding_window_view(dyp, (r, s), axis=(1, 2))[:, ::stride, ::stride]  # N,h,w,F,R,S
+    cols = np.ascontiguousarray(win.transpose(0, 1, 2, 4, 5, 3)).reshape(n * h * wd, r * s * f)
+    w2 = w.reshape(r * s * f, cin)
+    dx = (cols @ w2).reshape(x_shape)
+    dw = (cols.T @ x2).reshape(w.shape)
+    return dx, dw, dy.reshape(-1, f).sum(axis=0)
+
+
+def conv_transpose_case(n=64, hw=8, cin=64, cout=32, k=4, stride=2):
+    """Keras Conv2DTranspose(cout, k, strides=stride, padding='same') forward + backward (a
+    GAN generator's upsampling layer). Keras's 'same' for k=4, s=2 puts 1 row of padding
+    before, TensorFlow's placement: torch's padding=1 crops the same rows."""
+    x, w, b = randn(n, hw, hw, cin), randn(k, k, cout, cin) * 0.1, randn(cout) * 0.1
+    out = hw * stride
+    pad_before = max((hw - 1) * stride + k - out, 0) // 2
+    dy = randn(n, out, out, cout)
+    kw = dict(strides=stride, padding="same")
+
+    def dlfast_step():
+        y = ops.conv2d_transpose_forward(x, w, b, **kw)
+        return (y,) + ops.conv2d_transpose_backward(dy, x, w, b, y=y, **kw)
+
+    def numpy_step():
+        y, x2 = np_conv_transpose_forward(x, w, b, stride, pad_before, (out, out))
+        return (y,) + np_conv_transpose_backward(dy, x2, x.shape, w, stride, pad_before)
+
+    impls = {"dlfast": dlfast_step, "numpy": numpy_step}
+    if torch is not None:
+        tx = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(
+            memory_format=torch.channels_last).requires_grad_()
+        tw = torch.from_numpy(w).permute(3, 2, 0, 1).contiguous(
+            memory_format=torch.channels_last).requires_grad_()   # (Cin, F, kh, kw)
+        tb = torch.from_numpy(b).requires_grad_()
+        tdy = torch.from_numpy(dy).permute(0, 3, 1, 2).contiguous(
+            memory_format=torch.channels_last)
+        tpad = k // 2 - 1 if k % 2 == 0 else k // 2  # 1 for k=4, s=2: Keras's pad_before
+
+        def torch_step():
+            y = torch.nn.functional.conv_transpose2d(tx, tw, tb, stride=stride, padding=tpad)
+            return (y,) + torch.autograd.grad(y, (tx, tw, tb), tdy)
+        impls["torch_cl"] = torch_step
+
+    def check():
+        y, x2 = np_conv_transpose_forward(f64(x), f64(w), f64(b), stride, pad_before, (out, out))
+        ref = (y,) + np_conv_transpose_backward(f64(dy), x2, x.shape, f64(w), stride, pad_before)
+        names = ("y", "dx", "dkernel", "dbias")
+        err = expect_close("dlfast", list(zip(names, dlfast_step(), ref)), TOL)
+        expect_close("numpy", list(zip(names, numpy_step(), ref)), TOL)
+        if torch is not None:
+            ty, tdx, tdw, tdb = (t.detach().numpy() for t in impls["torch_cl"]())
+            expect_close("torch_cl", [("y", ty.transpose(0, 2, 3, 1), ref[0]),
+                                      ("dx", tdx.transpose(0, 2, 3, 1), ref[1]),
+                                      ("dkernel", tdw.transpose(2, 3, 1, 0), ref[2]),
+                                      ("dbias", tdb, ref[3])], TOL)
+        return f"y, dx, dkernel, dbias rel err {err:.1e} (numpy, torch_cl checked too)"
+
+    flops = 3 * 2.0 * n * hw * hw * cin * k * k * cout  # y, dx, dkernel: one product each
+    return Case("conv", f"Conv2DTranspose {cin}->{cout} {k}x{k} stride {stride} 'same' "
+                f"{hw}x{hw}->{out}x{out} batch {n} forward+backward", impls, check, flops=flops)
+
+
 def conv_cases():
     cases = []
     cases += conv_case("conv 3->32 3x3 32x32 b64", 64, 32, 3, 32)
@@ -297,4 +386,5 @@ def conv_cases():
     cases += conv_case("conv 32->32 3x3 same 32x32 b64", 64, 32, 32, 32, padding="same")
     cases.append(pool_case())
     cases.append(cifar_train_case())
+    cases.append(conv_transpose_case())
     return cases

@@ -37,6 +37,10 @@ TARGETS = [
     ("adamax update 1M float32", "numpy", 3.0),
     ("adadelta update 1M float32", "numpy", 3.0),
     ("dcgan digits step (D real+fake, G through frozen D) b64", "torch", 1.3),
+    ("Conv2DTranspose 64->32 4x4 stride 2 'same' 8x8->16x16 batch 64 forward+backward",
+     "torch_cl", 1.3),
+    ("Conv2DTranspose 64->32 4x4 stride 2 'same' 8x8->16x16 batch 64 forward+backward",
+     "numpy", 3.0),
 ]
 
 

@@ -201,6 +201,8 @@ LAYERS = [
     lambda: layers.Reshape((-1, 4), input_shape=(8,)),
     lambda: layers.Concatenate(axis=1),
     lambda: layers.LeakyReLU(0.1),
+    lambda: layers.Conv2DTranspose(4, (3, 2), strides=2, padding="same", output_padding=(1, 0),
+                                   activation="relu", kernel_regularizer="l2"),
 ]
 
 

@@ -63,6 +63,7 @@ void bind_lstm(py::module_& m);
 void bind_batchnorm(py::module_& m);
 void bind_regularizer(py::module_& m);
 void bind_resample(py::module_& m);
+void bind_conv_transpose(py::module_& m);
 
 }  // namespace bind
 }  // namespace dlfast

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "bindings/array_check.h"
+#include "bindings/conv_args.h"
 #include "common/dispatch.h"
 
 namespace dlfast {
@@ -12,19 +13,21 @@ namespace bind {
 
 Activation activation_arg(int code, const char* fn);  // bind_dense.cpp
 
-namespace {
-
-using Pair = std::pair<int64_t, int64_t>;
-
-// Keeps (k - 1) * d + 1 and (P - 1) * s far from int64 overflow for any array that fits memory.
-constexpr int64_t kMaxStep = int64_t(1) << 31;
-
 void check_step(const char* fn, const char* what, const Pair& v) {
   for (int64_t e : {v.first, v.second})
     if (e < 1 || e > kMaxStep)
       throw py::value_error(std::string(fn) + ": " + what + " must be positive integers (>= 1), got (" +
                             std::to_string(v.first) + ", " + std::to_string(v.second) + ")");
 }
+
+bool same_padding(const char* fn, const std::string& padding) {
+  if (padding != "valid" && padding != "same")
+    throw py::value_error(std::string(fn) + ": padding must be 'valid' or 'same', got '" +
+                          padding + "'");
+  return padding == "same";
+}
+
+namespace {
 
 // Output length and padding before, along one axis (TensorFlow's arithmetic):
 //   'valid': out = floor((n - span) / s) + 1, span = (k - 1) * d + 1 (span <= n required)
@@ -60,9 +63,7 @@ ConvArgs<T> conv_args(const char* fn, py::handle x_obj, py::handle w_obj, const 
                       const std::string& padding, const Pair& dilation) {
   check_step(fn, "strides", strides);
   check_step(fn, "dilation", dilation);
-  if (padding != "valid" && padding != "same")
-    throw py::value_error(std::string(fn) + ": padding must be 'valid' or 'same', got '" +
-                          padding + "'");
+  const bool same = same_padding(fn, padding);
   ConvArgs<T> a{array_arg<T>(x_obj, fn, "x", 4), array_arg<T>(w_obj, fn, "kernel", 4), {}};
   Conv2dShape& s = a.s;
   s.N = a.x.dim(0), s.H = a.x.dim(1), s.W = a.x.dim(2), s.C = a.x.dim(3);
@@ -77,7 +78,6 @@ ConvArgs<T> conv_args(const char* fn, py::handle x_obj, py::handle w_obj, const 
                           "got shape " + shape_string(a.w.shape));
   s.stride_h = strides.first, s.stride_w = strides.second;
   s.dil_h = dilation.first, s.dil_w = dilation.second;
-  const bool same = padding == "same";
   axis_shape(fn, "height", s.H, s.R, s.stride_h, s.dil_h, same, &s.P, &s.pad_top);
   axis_shape(fn, "width", s.W, s.S, s.stride_w, s.dil_w, same, &s.Q, &s.pad_left);
   return a;

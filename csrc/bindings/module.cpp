@@ -44,4 +44,5 @@ PYBIND11_MODULE(_core, m) {
   bind::bind_batchnorm(m);
   bind::bind_regularizer(m);
   bind::bind_resample(m);
+  bind::bind_conv_transpose(m);
 }

@@ -45,7 +45,8 @@ Isa detect_isa() {
         &ns::lstm_forward<T>, &ns::lstm_backward<T>, &ns::batchnorm_forward<T>,               \
         &ns::batchnorm_backward<T>, &ns::regularizer_penalty<T>, &ns::rmsprop_update<T>,      \
         &ns::nadam_update<T>, &ns::upsampling2d_forward<T>, &ns::upsampling2d_backward<T>,    \
-        &ns::zeropadding2d_forward<T>, &ns::zeropadding2d_backward<T>                         \
+        &ns::zeropadding2d_forward<T>, &ns::zeropadding2d_backward<T>,                        \
+        &ns::conv2d_transpose_forward<T>, &ns::conv2d_transpose_backward<T>                   \
   }
 
 template <typename T>

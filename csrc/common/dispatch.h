@@ -193,6 +193,16 @@ struct KernelTable {
   void (*zeropadding2d_forward)(T* y, const T* x, const Pad2dShape& s);
   // dx (=) is the H x W window of dy at (pad_top, pad_left) (the padding's gradient is dropped).
   void (*zeropadding2d_backward)(T* dx, const T* dy, const Pad2dShape& s);
+  // Transposed convolution (Keras's Conv2DTranspose), described by the forward convolution
+  // whose data gradient it is: x[N,P,Q,K] (that convolution's output shape), w[R,S,C,K]
+  // (Keras's (kh, kw, filters, in_channels)), b[C] (may be null) -> y[N,H,W,C] (=).
+  void (*conv2d_transpose_forward)(T* y, const T* x, const T* w, const T* b,
+                                   const Conv2dShape& s, Activation act);
+  // dz = dy * act'(y); dw (+= or =) and db (+= or =, may be null) from dz and x; dx (=, may
+  // be null) = conv2d_forward(dz, w). y is the forward output (unused for linear).
+  void (*conv2d_transpose_backward)(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
+                                    const T* y, const Conv2dShape& s, Activation act,
+                                    bool accumulate);
 };
 
 template <typename T>

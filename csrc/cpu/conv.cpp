@@ -642,11 +642,19 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, c
       *d = accumulate ? *d + sum : sum;
     }
   });
-  if (!dx_fwd) return;
-  // dx[n, h, w, c] = sum over (r, t, k) of dz[n, h + pt - r*dh, w + pl - t*dw, k] w[r, t, c, k]:
-  // a forward convolution of dz (K channels) with the kernel flipped in (r, t) and transposed
-  // in (c, k), stride 1, padding (R-1)*dh - pt on top (taps past dz's edges read zeros).
-  T* wt = static_cast<T*>(thread_workspace(kConvFlip, sizeof(T) * L * K));
+  if (dx_fwd) conv2d_dx_by_forward<T>(dx, dsrc, w, nullptr, s, Activation::linear);
+}
+
+// dx[n, h, w, c] = sum over (r, t, k) of dz[n, h + pt - r*dh, w + pl - t*dw, k] w[r, t, c, k]:
+// a forward convolution of dz (K channels) with the kernel flipped in (r, t) and transposed
+// in (c, k), stride 1, padding (R-1)*dh - pt on top (taps past dz's edges read zeros).
+// The flipped kernel lives in the calling thread's kConvFlip workspace (conv2d_forward does
+// not use that slot).
+template <typename T>
+void conv2d_dx_by_forward(T* dx, const T* dz, const T* w, const T* b, const Conv2dShape& s,
+                          Activation act) {
+  const int64_t K = s.K, L = s.R * s.S * s.C;
+  T* wt = static_cast<T*>(thread_workspace(kConvFlip, sizeof(T) * max64(L * K, 1)));
   for (int64_t r = 0; r < s.R; ++r)
     for (int64_t t = 0; t < s.S; ++t)
       for (int64_t c = 0; c < s.C; ++c)
@@ -659,7 +667,13 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, c
   st.stride_h = st.stride_w = 1, st.dil_h = s.dil_h, st.dil_w = s.dil_w;
   st.pad_top = (s.R - 1) * s.dil_h - s.pad_top;
   st.pad_left = (s.S - 1) * s.dil_w - s.pad_left;
-  conv2d_forward<T>(dx, dsrc, wt, nullptr, st, Activation::linear);
+  conv2d_forward<T>(dx, dz, wt, b, st, act);
+}
+
+// dx (+=) the windows of dcol's rows: output pixels [m0, m1), dcol[m1 - m0, R*S*C].
+template <typename T>
+void conv2d_col2im(T* dx, const T* dcol, const Conv2dShape& s, int64_t m0, int64_t m1) {
+  col2im_rows<T>(dx, dcol, s, m0, m1, m0);
 }
 
 template void conv2d_forward<float>(float*, const float*, const float*, const float*,
@@ -672,6 +686,13 @@ template void conv2d_backward<float>(float*, float*, float*, const float*, const
 template void conv2d_backward<double>(double*, double*, double*, const double*, const double*,
                                       const double*, const double*, const Conv2dShape&,
                                       Activation, bool);
+template void conv2d_dx_by_forward<float>(float*, const float*, const float*, const float*,
+                                          const Conv2dShape&, Activation);
+template void conv2d_dx_by_forward<double>(double*, const double*, const double*,
+                                           const double*, const Conv2dShape&, Activation);
+template void conv2d_col2im<float>(float*, const float*, const Conv2dShape&, int64_t, int64_t);
+template void conv2d_col2im<double>(double*, const double*, const Conv2dShape&, int64_t,
+                                    int64_t);
 
 }  // namespace DLFAST_ISA
 }  // namespace dlfast

@@ -549,3 +549,78 @@ def zeropadding2d_backward(dy, padding=1):
     """dx (N, H, W, C): the interior of dy (N, top + H + bottom, left + W + right, C)."""
     fn = "zeropadding2d_backward"
     return _core.zeropadding2d_backward(as_float_array(dy, fn, "dy"), padding_pairs(padding, fn))
+
+# --- transposed convolution (NHWC input, kernel (kh, kw, filters, in_channels), as Keras) ---
+
+__all__ += ["conv2d_transpose_forward", "conv2d_transpose_backward",
+            "conv_transpose_output_length"]
+
+
+def output_padding_pair(value, fn):
+    """None, or an int or a pair of ints >= 0 as a pair (Keras's output_padding)."""
+    if value is None:
+        return None
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        value = (int(value), int(value))
+    try:
+        a, b = (int(v) for v in value)
+        if any(isinstance(v, bool) or int(v) != v for v in value):
+            raise TypeError
+    except (TypeError, ValueError):
+        raise ValueError(f"{fn}: output_padding must be None, an int or a pair of ints, got "
+                         f"{value!r}") from None
+    if a < 0 or b < 0:
+        raise ValueError(f"{fn}: output_padding must be >= 0, got {value!r}")
+    return a, b
+
+
+def conv_transpose_output_length(n, k, stride, dilation, padding, output_padding=None):
+    """Output length along one axis, Keras 3's arithmetic (span = (k-1)d + 1): 'valid'
+    (n-1)s + max(span, s), 'same' n*s; with output_padding op, (n-1)s + span + op and
+    (n-1)s + span % 2 + op."""
+    span = (k - 1) * dilation + 1
+    if padding == "same":
+        length = n * stride if output_padding is None else (n - 1) * stride + span % 2 + output_padding
+    else:
+        length = (n - 1) * stride + (max(span, stride) if output_padding is None
+                                     else span + output_padding)
+    return max(length, 0)
+
+
+def _transpose_args(fn, strides, padding, output_padding, dilation_rate):
+    return (pair(strides, "strides", fn), padding_name(padding, fn),
+            output_padding_pair(output_padding, fn), pair(dilation_rate, "dilation_rate", fn))
+
+
+def conv2d_transpose_forward(x, kernel, bias=None, strides=1, padding="valid",
+                             output_padding=None, dilation_rate=1, activation="linear"):
+    """y = activation(conv2d_transpose(x, kernel) + bias), Keras's Conv2DTranspose: x (N, h, w,
+    Cin), kernel (kh, kw, F, Cin), bias (F,) -> y (N, H, W, F), H and W by Keras 3's formula
+    (:func:`conv_transpose_output_length`). It is the data gradient of conv2d_forward on an
+    input of y's shape, with TensorFlow's 'same' padding."""
+    fn = "conv2d_transpose_forward"
+    x = as_float_array(x, fn, "x")
+    kernel, bias = _same_dtype(fn, x, kernel=kernel, bias=bias)
+    return _core.conv2d_transpose_forward(
+        x, kernel, bias, *_transpose_args(fn, strides, padding, output_padding, dilation_rate),
+        activation_code(activation, fn))
+
+
+def conv2d_transpose_backward(dy, x, kernel, bias=None, strides=1, padding="valid",
+                              output_padding=None, dilation_rate=1, activation="linear",
+                              y=None):
+    """Gradients of :func:`conv2d_transpose_forward`: returns ``(dx, dkernel, dbias)`` (dbias
+    None without a bias). ``y`` is the forward output; it is recomputed when needed and not
+    given."""
+    fn = "conv2d_transpose_backward"
+    dy = as_float_array(dy, fn, "dy")
+    x, kernel, bias, y = _same_dtype(fn, dy, x=x, kernel=kernel, bias=bias, y=y)
+    code = activation_code(activation, fn)
+    args = _transpose_args(fn, strides, padding, output_padding, dilation_rate)
+    if y is None and code != 0:
+        y = _core.conv2d_transpose_forward(x, kernel, bias, *args, code)
+    dkernel = np.zeros_like(kernel)
+    dbias = None if bias is None else np.zeros_like(bias)
+    dx = _core.conv2d_transpose_backward(dy, x, kernel, y, *args, code, dkernel, dbias, True,
+                                         True)
+    return dx, dkernel, dbias

@@ -12,8 +12,10 @@ from .symbolic import SymbolicTensor
 from .core import LeakyReLU
 from .merge import Concatenate
 from .reshaping import Reshape, UpSampling2D, ZeroPadding2D
+from .conv import Conv2DTranspose
 
 __all__ = ["Layer", "Input", "Dense", "Activation", "ReLU", "Flatten", "Conv2D",
            "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "LSTM", "Dropout",
            "BatchNormalization", "Add", "SymbolicTensor"]
 __all__ += ["UpSampling2D", "ZeroPadding2D", "Reshape", "Concatenate", "LeakyReLU"]
+__all__ += ["Conv2DTranspose"]
