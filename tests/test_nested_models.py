@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import dlfast
-from dlfast.layers import (LSTM, BatchNormalization, Conv2D, Dense, Flatten, Input)
+from dlfast.layers import (LSTM, BatchNormalization, Conv2D, Conv2DTranspose, Dense, Flatten,
+                           Input)
 from dlfast.models import load_model
 from dlfast.optimizers import SGD, Adam
 
@@ -188,13 +189,15 @@ def _frozen_model(layer, input_shape):
 FROZEN_CASES = [
     (lambda: Dense(4, trainable=False), (3,)),
     (lambda: Conv2D(2, 3, trainable=False), (5, 5, 2)),
+    (lambda: Conv2DTranspose(2, 3, strides=2, trainable=False), (3, 3, 2)),
     (lambda: LSTM(3, trainable=False), (4, 2)),
     (lambda: BatchNormalization(trainable=False), (3,)),
 ]
 
 
 @pytest.mark.parametrize("make,input_shape", FROZEN_CASES,
-                         ids=["Dense", "Conv2D", "LSTM", "BatchNormalization"])
+                         ids=["Dense", "Conv2D", "Conv2DTranspose", "LSTM",
+                              "BatchNormalization"])
 def test_trainable_false_in_the_constructor_of_every_layer_type(make, input_shape, rng,
                                                                 tmp_path):
     layer = make()

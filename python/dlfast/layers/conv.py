@@ -123,10 +123,12 @@ class Conv2DTranspose(KernelLayer):
 
     def call_forward(self, x, training, act=None):
         act = self._act if act is None else act
+        fused, post = split_activation(act)  # leaky_relu: a separate pass after the kernel
         y = _core.conv2d_transpose_forward(x, self.weights[0],
                                            self.weights[1] if self.use_bias else None,
                                            self.strides, self.padding, self.output_padding,
-                                           self.dilation_rate, act)
+                                           self.dilation_rate, fused)
+        y = self.post_activation(y, post)
         self._cache = (x, y, act)
         return y
 
@@ -138,9 +140,11 @@ class Conv2DTranspose(KernelLayer):
             raise ValueError(f"{self.name}: dy must have the output's shape {y.shape}, got "
                              f"{dy.shape}")
         g = self.grads
+        fused, post = split_activation(act)
+        dy = self.post_activation_grad(dy, y, post)
         return _core.conv2d_transpose_backward(dy, x, self.weights[0], y, self.strides,
                                                self.padding, self.output_padding,
-                                               self.dilation_rate, act, g[0],
+                                               self.dilation_rate, fused, g[0],
                                                g[1] if self.use_bias else None, need_dx,
                                                accumulate)
 
