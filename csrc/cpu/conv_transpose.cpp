@@ -47,14 +47,16 @@ constexpr int64_t kUnitBytes = int64_t(1) << 19;
 // share evenly, few enough that adding the partial dw's stays cheap.
 constexpr int64_t kUnits = 8;
 
-// rows [0, n) of y[n, C] = b (or zeros).
+// rows [0, n) of y[n, C] = b (or zeros); a plain loop the compiler vectorises (rather than a
+// memcpy call per row of C values).
 template <typename T>
-void fill_bias_rows(T* y, const T* b, int64_t n, int64_t C) {
+void fill_bias_rows(T* __restrict y, const T* __restrict b, int64_t n, int64_t C) {
   if (!b) {
     std::memset(y, 0, sizeof(T) * n * C);
     return;
   }
-  for (int64_t i = 0; i < n; ++i) std::memcpy(y + i * C, b, sizeof(T) * C);
+  for (int64_t i = 0; i < n; ++i, y += C)
+    for (int64_t c = 0; c < C; ++c) y[c] = b[c];
 }
 
 inline bool is_pointwise(const Conv2dShape& s) {
@@ -192,18 +194,23 @@ void forward_direct_unit(T* y, const T* x, const T* wf, const T* b, const Conv2d
 
 // ---- Backward, direct: both products read dz and x in place, inside pairs only ----
 // Per chunk of images (about kChunkBytes of dz, in L2 for all its passes):
-//   dw, per tap (r, t), over the chunk's pixels whose tap lies inside dz: a register tile of
-//     MR in-channels x NR filters, acc(i, j) += x[m, k0 + i] * dz[pixel m's tap, j0 + j],
-//     stored to the group's partial dW^T[tap, in-channel, filter] (= on the group's first
-//     chunk, else +=). The partials are transposed into dw[r, t, c, k] once, when added.
-//   dx, interior pixels (every tap inside dz): MR pixels x NR in-channels, acc over the
-//     kernel's rows of one run of S*C values of dz each (dil_w = 1; else C per tap) times Wb,
-//     W[L, K] packed once into NR-wide zero-padded panels; stored (=).
-//   dx, border pixels (zeroed first): per tap, the border pixels whose tap is inside, tiles
-//     of MR, acc over that tap's C values, added into dx.
+//   dw, per tap (r, t), over the chunk's pixels whose tap lies inside dz: register tiles of MR
+//     in-channels x NR filters, acc(i, j) += x[m, k0 + i] * dz[pixel m's tap, j0 + j], stored
+//     to the group's partial dW^T[tap, in-channel, filter] (= on the group's first chunk, else
+//     +=). The partials are transposed into dw[r, t, c, k] when added up. (Blocks of 32-256
+//     pixels so that every in-channel tile reuses a block's rows from L1: no faster, 1 thread
+//     1.39-1.48 ms either way.)
+//   dx, per class of pixels with the same rectangle of inside taps, rows [rlo, rhi) x columns
+//     [tlo, thi) of the kernel (one class holds the interior, the others the borders): tiles
+//     of MR pixels x NR in-channels, acc over the rectangle's kernel rows of one run of
+//     (thi - tlo)*C contiguous values of dz each (dil_w = 1; else C per tap) times the
+//     matching rows of Wb (W[L, K] packed once into NR-wide zero-padded panels); stored once.
 // 64->32 4x4 stride 2 'same' 8x8 b64, 2 threads: conv2d_forward + conv2d_backward (im2col)
-// 1.85 ms; a zero-padded copy of dz read by all (pixel, tap) pairs 1.22-1.34 ms; this
-// (no copy, inside pairs only): see bench/cases_conv.py's Conv2DTranspose line.
+// 1.85 ms; a zero-padded copy of dz read by all (pixel, tap) pairs 1.22-1.34 ms; inside pairs
+// only, straight from dz, 1.21-1.31 ms (min of 150, the two alternating in one process: the
+// same within noise; kept, as it needs no copy and no bound on the padding's size). Per-tap
+// tiles for the border pixels' dx (the first version) or one class per inside-tap rectangle
+// (this one): the same too.
 
 // acc += a . b over kc list entries: a(i, k) = xa[li[k]*lda + i] (MR consecutive values of one
 // row), b(k, :) = bz[k] + boff (NR wide).
@@ -227,24 +234,54 @@ inline void micro_dw(vec_t<T> (&acc)[MR][Blocking<T>::NV], int64_t kc, const T* 
   }
 }
 
+// The kernel rows [*lo, *hi) of input pixel p whose taps land inside the output's [0, n):
+// p*stride - pad + r*dil in [0, n).
+inline void inside_taps(int64_t p, int64_t n, int64_t R, int64_t stride, int64_t pad,
+                        int64_t dil, int64_t* lo, int64_t* hi) {
+  const int64_t o = p * stride - pad;  // r*dil >= -o and r*dil < n - o
+  *lo = o >= 0 ? 0 : (-o + dil - 1) / dil;
+  *hi = n - o <= 0 ? 0 : (n - o + dil - 1) / dil;
+  if (*hi > R) *hi = R;
+  if (*lo > *hi) *lo = *hi;
+}
+
+// Runs of consecutive input pixels along one axis with the same inside taps:
+// run i = pixels [cut[i], cut[i + 1]) with taps [lo[i], hi[i]). Returns the number of runs.
+inline int64_t tap_classes(int64_t P, int64_t n, int64_t R, int64_t stride, int64_t pad,
+                           int64_t dil, int64_t* cut, int64_t* lo, int64_t* hi) {
+  int64_t count = 0;
+  for (int64_t p = 0; p < P; ++p) {
+    int64_t a, b;
+    inside_taps(p, n, R, stride, pad, dil, &a, &b);
+    if (count == 0 || a != lo[count - 1] || b != hi[count - 1]) {
+      cut[count] = p, lo[count] = a, hi[count] = b;
+      ++count;
+    }
+  }
+  cut[count] = P;
+  return count;
+}
+
 // What a chunk's work needs besides the arrays: the per-thread lists and the call's geometry.
 template <typename T>
 struct BackwardChunk {
   const Conv2dShape& s;
   const T* dz;
   const T* x;
-  const T* wb;                       // W packed, (K/NR rounded up) panels of L x NR
-  int64_t pint_lo, pint_hi, qint_lo, qint_hi;  // interior pixels: every tap inside dz
+  const T* wb;  // W packed, (K/NR rounded up) panels of L x NR
+  // pixel classes along h and w (tap_classes); the arrays hold P + 1 and Q + 1 entries
+  int64_t nph, npw;
+  const int64_t *hcut, *hlo, *hhi, *wcut, *wlo, *whi;
   // per-thread lists (one chunk's pixels): dz pointers, local pixel indices, x's tail rows
   const T** bz;
   int64_t* li;
-  T* xtail;                          // K % MR != 0: [pixel][MR] the last in-channels, zero-padded
+  T* xtail;  // K % MR != 0: [pixel][MR] the last in-channels, zero-padded
 };
 
 template <typename T>
 void backward_direct_chunk(const BackwardChunk<T>& bc, T* dx, T* pwt, T* pb, int64_t c0,
                            int64_t c1, bool first) {
-  constexpr int64_t MR = Blocking<T>::MR, NR = Blocking<T>::NR;
+  constexpr int64_t MR = Blocking<T>::MR, NR = Blocking<T>::NR, NV = Blocking<T>::NV;
   const Conv2dShape& s = bc.s;
   const int64_t K = s.K, C = s.C, PQ = s.P * s.Q, HW = s.H * s.W, L = s.R * s.S * C;
   const int64_t a = c0 * PQ, npx = (c1 - c0) * PQ, nf = C / NR, nk = (K + NR - 1) / NR;
@@ -256,16 +293,7 @@ void backward_direct_chunk(const BackwardChunk<T>& bc, T* dx, T* pwt, T* pb, int
     for (int64_t m = 0; m < npx; ++m)
       for (int64_t i = 0; i < MR; ++i)
         bc.xtail[m * MR + i] = ktail + i < K ? xc[m * K + ktail + i] : T(0);
-  const bool interior = bc.pint_lo < bc.pint_hi && bc.qint_lo < bc.qint_hi;
-  auto is_interior = [&](int64_t p, int64_t q) {
-    return p >= bc.pint_lo && p < bc.pint_hi && q >= bc.qint_lo && q < bc.qint_hi;
-  };
-  if (dx)  // border pixels' dx is a sum over their inside taps, added below
-    for (int64_t n = 0; n < c1 - c0; ++n)
-      for (int64_t p = 0; p < s.P; ++p)
-        for (int64_t q = 0; q < s.Q; ++q)
-          if (!is_interior(p, q))
-            std::memset(dx + (a + n * PQ + p * s.Q + q) * K, 0, sizeof(T) * K);
+  // dw^T[g, k0 + i, j0 + j], per tap g = (r, t).
   for (int64_t r = 0; r < s.R; ++r) {
     int64_t plo, phi;
     tap_range(s.H, s.P, s.stride_h, s.pad_top, r * s.dil_h, &plo, &phi);
@@ -273,8 +301,7 @@ void backward_direct_chunk(const BackwardChunk<T>& bc, T* dx, T* pwt, T* pb, int
       int64_t qlo, qhi;
       tap_range(s.W, s.Q, s.stride_w, s.pad_left, t * s.dil_w, &qlo, &qhi);
       const int64_t g = r * s.S + t;
-      // The chunk's pixels with this tap inside dz (pixel order).
-      int64_t cnt = 0;
+      int64_t cnt = 0;  // the chunk's pixels with this tap inside dz, in pixel order
       for (int64_t n = 0; n < c1 - c0; ++n)
         for (int64_t p = plo; p < phi; ++p) {
           const int64_t oh = p * s.stride_h - s.pad_top + r * s.dil_h;
@@ -284,7 +311,6 @@ void backward_direct_chunk(const BackwardChunk<T>& bc, T* dx, T* pwt, T* pb, int
             bc.li[cnt++] = n * PQ + p * s.Q + q;
           }
         }
-      // dw^T[g, k0 + i, j0 + j]
       for (int64_t k0 = 0; k0 < K; k0 += MR) {
         const int64_t mr = min64(MR, K - k0);
         const T* xa = k0 < ktail ? xc + k0 : bc.xtail;
@@ -292,81 +318,62 @@ void backward_direct_chunk(const BackwardChunk<T>& bc, T* dx, T* pwt, T* pb, int
         for (int64_t jf = 0; jf < nf; ++jf)
           with_tile_rows<T>(mr, [&](auto rows) {
             constexpr int R = decltype(rows)::value;
-            vec_t<T> acc[R][Blocking<T>::NV];
+            vec_t<T> acc[R][NV];
             zero_tile<T>(acc);
             micro_dw<T, R>(acc, cnt, xa, lda, bc.li, bc.bz, jf * NR);
-            store_tile<T, R, Blocking<T>::NV>(acc, pwt + (g * K + k0) * C + jf * NR, C, mr, NR,
-                                              !first, nullptr, false);
+            store_tile<T, R, NV>(acc, pwt + (g * K + k0) * C + jf * NR, C, mr, NR, !first,
+                                 nullptr, false);
           });
       }
-      if (!dx) continue;
-      // dx of the border pixels in the list: += this tap's C values . Wb(g).
-      int64_t nb = 0;  // compact the list to its border pixels (bz and li, in place)
-      for (int64_t k = 0; k < cnt; ++k) {
-        const int64_t m = bc.li[k], pq = m % PQ;
-        if (is_interior(pq / s.Q, pq % s.Q)) continue;
-        bc.bz[nb] = bc.bz[k];
-        bc.li[nb++] = m;
+    }
+  }
+  if (!dx) return;
+  // dx, per class of pixels (same inside-tap rectangle).
+  const bool runs = s.dil_w == 1;
+  for (int64_t ch = 0; ch < bc.nph; ++ch)
+    for (int64_t cw = 0; cw < bc.npw; ++cw) {
+      const int64_t rlo = bc.hlo[ch], rhi = bc.hhi[ch], tlo = bc.wlo[cw], thi = bc.whi[cw];
+      int64_t cnt = 0;  // the class's pixels of the chunk; bz: the pixel's tap (rlo, tlo)
+      for (int64_t n = 0; n < c1 - c0; ++n)
+        for (int64_t p = bc.hcut[ch]; p < bc.hcut[ch + 1]; ++p)
+          for (int64_t q = bc.wcut[cw]; q < bc.wcut[cw + 1]; ++q) {
+            bc.bz[cnt] = dzc + (n * HW + (p * s.stride_h - s.pad_top + rlo * s.dil_h) * s.W +
+                                q * s.stride_w - s.pad_left + tlo * s.dil_w) * C;
+            bc.li[cnt++] = n * PQ + p * s.Q + q;
+          }
+      if (rlo >= rhi || tlo >= thi) {  // no tap inside: dx = 0
+        for (int64_t k = 0; k < cnt; ++k) std::memset(dx + (a + bc.li[k]) * K, 0, sizeof(T) * K);
+        continue;
       }
+      // segments: kernel rows (a run of taps [tlo, thi)) or single taps
+      const int64_t nt_ = thi - tlo, nseg = runs ? rhi - rlo : (rhi - rlo) * nt_;
+      const int64_t len = runs ? nt_ * C : C;
       for (int64_t jp = 0; jp < nk; ++jp) {
         const int64_t nr = min64(NR, K - jp * NR);
-        const T* bp = bc.wb + (jp * L + g * C) * NR;
-        for (int64_t i0 = 0; i0 < nb; i0 += MR) {
-          const int64_t mr = min64(MR, nb - i0);
+        for (int64_t i0 = 0; i0 < cnt; i0 += MR) {
+          const int64_t mr = min64(MR, cnt - i0);
           with_tile_rows<T>(mr, [&](auto rows) {
             constexpr int R = decltype(rows)::value;
-            vec_t<T> acc[R][Blocking<T>::NV];
+            vec_t<T> acc[R][NV];
             zero_tile<T>(acc);
             const T* rp[R];
             T* dst[R];
+            for (int64_t sg = 0; sg < nseg; ++sg) {
+              const int64_t dr = runs ? sg : sg / nt_, dt = runs ? 0 : sg % nt_;
+              const int64_t off = (dr * s.dil_h * s.W + dt * s.dil_w) * C;
+              const T* bp = bc.wb + (jp * L + ((rlo + dr) * s.S + tlo + dt) * C) * NR;
 #pragma GCC unroll 16
-            for (int i = 0; i < R; ++i) {
-              const int64_t k = i0 + (i < mr ? i : 0);
-              rp[i] = bc.bz[k];
-              dst[i] = dx + (a + bc.li[k]) * K + jp * NR;
+              for (int i = 0; i < R; ++i) rp[i] = bc.bz[i0 + (i < mr ? i : 0)] + off;
+              micro_accumulate<T, R>(acc, len, rp, 1, bp, NR);
             }
-            micro_accumulate<T, R>(acc, C, rp, 1, bp, NR);
-            put_tile_rows<T, R>(acc, dst, mr, nr, true);
+#pragma GCC unroll 16
+            for (int i = 0; i < R; ++i)
+              dst[i] = dx + (a + bc.li[i0 + (i < mr ? i : 0)]) * K + jp * NR;
+            put_tile_rows<T, R>(acc, dst, mr, nr, false);
           });
         }
       }
     }
-  }
-  if (!dx || !interior) return;
-  // dx of the interior pixels: tiles of MR, every kernel row's run into one accumulator.
-  const bool runs = s.dil_w == 1;
-  const int64_t nseg = runs ? s.R : s.R * s.S, len = runs ? s.S * C : C;
-  int64_t cnt = 0;
-  for (int64_t n = 0; n < c1 - c0; ++n)
-    for (int64_t p = bc.pint_lo; p < bc.pint_hi; ++p)
-      for (int64_t q = bc.qint_lo; q < bc.qint_hi; ++q) {  // the pixel's tap (0, 0)
-        bc.bz[cnt] = dzc + (n * HW + (p * s.stride_h - s.pad_top) * s.W + q * s.stride_w -
-                            s.pad_left) * C;
-        bc.li[cnt++] = n * PQ + p * s.Q + q;
-      }
-  for (int64_t jp = 0; jp < nk; ++jp) {
-    const int64_t nr = min64(NR, K - jp * NR);
-    for (int64_t i0 = 0; i0 < cnt; i0 += MR) {
-      const int64_t mr = min64(MR, cnt - i0);
-      with_tile_rows<T>(mr, [&](auto rows) {
-        constexpr int R = decltype(rows)::value;
-        vec_t<T> acc[R][Blocking<T>::NV];
-        zero_tile<T>(acc);
-        const T* rp[R];
-        T* dst[R];
-        for (int64_t g = 0; g < nseg; ++g) {
-          const int64_t off = runs ? g * s.dil_h * s.W * C
-                                   : ((g / s.S) * s.dil_h * s.W + (g % s.S) * s.dil_w) * C;
-#pragma GCC unroll 16
-          for (int i = 0; i < R; ++i) rp[i] = bc.bz[i0 + (i < mr ? i : 0)] + off;
-          micro_accumulate<T, R>(acc, len, rp, 1, bc.wb + (jp * L + g * len) * NR, NR);
-        }
-#pragma GCC unroll 16
-        for (int i = 0; i < R; ++i) dst[i] = dx + (a + bc.li[i0 + (i < mr ? i : 0)]) * K + jp * NR;
-        put_tile_rows<T, R>(acc, dst, mr, nr, false);
-      });
-    }
-  }
 }
 
 }  // namespace
@@ -460,15 +467,15 @@ void conv2d_transpose_backward(T* dx, T* dw, T* db, const T* dy, const T* x, con
       for (int64_t l = 0; l < L; ++l)
         for (int64_t j = 0; j < NR; ++j)
           wb[(jp * L + l) * NR + j] = jp * NR + j < K ? w[l * K + jp * NR + j] : T(0);
-    // Interior pixels: inside every tap's range (the ranges of the first and last taps).
-    int64_t lo0, hi0, lo1, hi1;
-    BackwardChunk<T> proto{s, dz, x, wb, 0, 0, 0, 0, nullptr, nullptr, nullptr};
-    tap_range(s.H, s.P, s.stride_h, s.pad_top, 0, &lo0, &hi0);
-    tap_range(s.H, s.P, s.stride_h, s.pad_top, (s.R - 1) * s.dil_h, &lo1, &hi1);
-    proto.pint_lo = max64(lo0, lo1), proto.pint_hi = min64(hi0, hi1);
-    tap_range(s.W, s.Q, s.stride_w, s.pad_left, 0, &lo0, &hi0);
-    tap_range(s.W, s.Q, s.stride_w, s.pad_left, (s.S - 1) * s.dil_w, &lo1, &hi1);
-    proto.qint_lo = max64(lo0, lo1), proto.qint_hi = min64(hi0, hi1);
+    // Pixel classes along each axis (the same for every image and chunk).
+    int64_t* cls = static_cast<int64_t*>(
+        thread_workspace(kConvGrad, sizeof(int64_t) * 3 * (s.P + s.Q + 2)));
+    int64_t *hcut = cls, *hlo = hcut + s.P + 1, *hhi = hlo + s.P + 1;
+    int64_t *wcut = hhi + s.P + 1, *wlo = wcut + s.Q + 1, *whi = wlo + s.Q + 1;
+    const int64_t nph = tap_classes(s.P, s.H, s.R, s.stride_h, s.pad_top, s.dil_h, hcut, hlo, hhi);
+    const int64_t npw = tap_classes(s.Q, s.W, s.S, s.stride_w, s.pad_left, s.dil_w, wcut, wlo, whi);
+    BackwardChunk<T> proto{s, dz, x, wb, nph, npw, hcut, hlo, hhi, wcut, wlo, whi,
+                           nullptr, nullptr, nullptr};
     // Partials: G blocks of [dW^T (R*S, K, C) | db (C)], in the calling thread's workspace.
     T* part = static_cast<T*>(thread_workspace(kConvPartial, sizeof(T) * G * stride));
     parallel_ranges(G, nt, [&](int64_t g0, int64_t g1) {
@@ -489,21 +496,28 @@ void conv2d_transpose_backward(T* dx, T* dw, T* db, const T* dy, const T* x, con
       }
     });
     // dw, db (=|+=) the partials in group order, each element independently (any split);
-    // dw[g, c, k] from dW^T[g, k, c].
-    const int64_t CK = C * K;
-    parallel_ranges(stride, threads_for_work(8.0 * double(G * stride)),
+    // dw[tap, c, k] from dW^T[tap, k, c]: rows (tap, c) of dw split over the threads.
+    const int64_t nrows = s.R * s.S * C;
+    parallel_ranges(nrows + 1, threads_for_work(8.0 * double(G * stride)),
                     [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) {
-        if (i >= LK && !db) break;
-        int64_t src = i;
-        if (i < LK) {
-          const int64_t tap = i / CK, c = i % CK / K, k = i % K;
-          src = (tap * K + k) * C + c;
+      for (int64_t row = lo; row < hi; ++row) {
+        if (row == nrows) {  // db
+          if (db)
+            for (int64_t c = 0; c < C; ++c) {
+              T sum = part[LK + c];
+              for (int64_t g = 1; g < G; ++g) sum += part[g * stride + LK + c];
+              db[c] = accumulate ? db[c] + sum : sum;
+            }
+          continue;
         }
-        T sum = part[src];
-        for (int64_t g = 1; g < G; ++g) sum += part[g * stride + src];
-        T* d = i < LK ? dw + i : db + (i - LK);
-        *d = accumulate ? *d + sum : sum;
+        const int64_t tap = row / C, c = row % C;
+        const T* src = part + tap * K * C + c;  // + k*C, + g*stride
+        T* d = dw + row * K;
+        for (int64_t k = 0; k < K; ++k) {
+          T sum = src[k * C];
+          for (int64_t g = 1; g < G; ++g) sum += src[g * stride + k * C];
+          d[k] = accumulate ? d[k] + sum : sum;
+        }
       }
     });
     return;
