@@ -36,6 +36,20 @@ def test_demo_trains_and_prints_the_table():
     assert rows["digits 8x8x1 CNN (Conv2D)"][1] >= 90.0
     assert rows["digits 8 steps x 8 px (LSTM)"] == (19_338, rows["digits 8 steps x 8 px (LSTM)"][1])
     assert rows["digits 8 steps x 8 px (LSTM)"][1] >= 80.0
+    # the course's generative models (their quality bars at full length: test_examples_course)
+    gan = re.search(r"^GAN \(DCGAN, digits, 4 epochs, [\d.]+s\): (\d+) of 10 classes among 1,000 "
+                    r"samples, ([\d.]+)% classified with confidence > 0.9 \(judge: a digits CNN, "
+                    r"([\d.]+)% test accuracy\)$", out, re.M)
+    assert gan, out
+    assert 0 <= int(gan.group(1)) <= 10 and 0 <= float(gan.group(2)) <= 100
+    assert float(gan.group(3)) >= 90.0
+    vae = re.search(r"^VAE / autoencoder \(digits, 8-D latent, 10 epochs, [\d.]+s\): test "
+                    r"reconstruction MSE VAE ([\d.]+), autoencoder ([\d.]+), PCA ([\d.]+)$",
+                    out, re.M)
+    assert vae, out
+    vae_mse, ae_mse, pca_mse = map(float, vae.groups())
+    assert 0.015 < pca_mse < 0.035  # PCA with 8 components on digits scaled to [0, 1]
+    assert 0 < vae_mse < 0.1 and 0 < ae_mse < 0.1
 
 
 @pytest.mark.parametrize("script", ["iris_keras.py", "iris_by_hand.py", "cifar10_cnn.py",
