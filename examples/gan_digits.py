@@ -61,7 +61,8 @@ def plot(G, out, show, seed):
         return None
     z = np.random.default_rng(seed + 7).standard_normal((100, G.input_shape[0]))
     images = G.predict(z.astype(np.float32))[..., 0]
-    grid = images.reshape(10, 10, 8, 8).transpose(0, 2, 1, 3).reshape(80, 80)
+    framed = np.pad(images, ((0, 0), (1, 1), (1, 1)), constant_values=-1.0)  # 1 px apart
+    grid = framed.reshape(10, 10, 10, 10).transpose(0, 2, 1, 3).reshape(100, 100)
     if show:
         import matplotlib.pyplot as plt
         fig = plt.figure(figsize=(5, 5))
