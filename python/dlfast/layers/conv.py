@@ -52,15 +52,8 @@ class Conv2D(KernelLayer):
         return y
 
     def call_backward(self, dy, need_dx=True, accumulate=True):
-        if self._cache is None:
-            raise RuntimeError(f"{self.name}: backward called before forward")
-        x, y, act = self._cache
-        if dy.shape != y.shape:
-            raise ValueError(f"{self.name}: dy must have the output's shape {y.shape}, got "
-                             f"{dy.shape}")
+        dy, x, y, fused = self.cached_backward_inputs(dy)
         g = self.grads
-        fused, post = split_activation(act)
-        dy = self.post_activation_grad(dy, y, post)
         return _core.conv2d_backward(dy, x, self.weights[0], y, self.strides, self.padding,
                                      self.dilation_rate, fused, g[0],
                                      g[1] if self.use_bias else None, need_dx, accumulate)
@@ -133,15 +126,8 @@ class Conv2DTranspose(KernelLayer):
         return y
 
     def call_backward(self, dy, need_dx=True, accumulate=True):
-        if self._cache is None:
-            raise RuntimeError(f"{self.name}: backward called before forward")
-        x, y, act = self._cache
-        if dy.shape != y.shape:
-            raise ValueError(f"{self.name}: dy must have the output's shape {y.shape}, got "
-                             f"{dy.shape}")
+        dy, x, y, fused = self.cached_backward_inputs(dy)
         g = self.grads
-        fused, post = split_activation(act)
-        dy = self.post_activation_grad(dy, y, post)
         return _core.conv2d_transpose_backward(dy, x, self.weights[0], y, self.strides,
                                                self.padding, self.output_padding,
                                                self.dilation_rate, fused, g[0],

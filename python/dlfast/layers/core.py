@@ -51,6 +51,19 @@ class KernelLayer(Layer):
     def post_activation_grad(dy, y, post):
         return _core.activation_backward(dy, y, post, LEAKY_RELU_SLOPE) if post else dy
 
+    def cached_backward_inputs(self, dy):
+        """(dz for the kernel, x, y, fused activation code) of the last forward, cached as
+        (x, y, act) by the convolution layers: dy checked against y, and the unfused
+        activation's gradient (leaky_relu) applied."""
+        if self._cache is None:
+            raise RuntimeError(f"{self.name}: backward called before forward")
+        x, y, act = self._cache
+        if dy.shape != y.shape:
+            raise ValueError(f"{self.name}: dy must have the output's shape {y.shape}, got "
+                             f"{dy.shape}")
+        fused, post = split_activation(act)
+        return self.post_activation_grad(dy, y, post), x, y, fused
+
     def init_kernel_layer(self, activation, use_bias, kernel_initializer, bias_initializer,
                           kernel_regularizer):
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
