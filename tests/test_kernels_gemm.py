@@ -34,6 +34,17 @@ SHAPES = [
     (1, 300, 700),
     (300, 250, 40),     # parallel over N
     (700, 20, 100),     # parallel over M
+    # narrow N (< the tile's NR): row tiles masked to N, or (A transposed, N <= 16) tiles of
+    # rows of C by N broadcast columns; every column-count branch, ragged last row tiles
+    (128, 10, 16),
+    (129, 10, 128),
+    (33, 16, 7),
+    (77, 4, 65),
+    (50, 8, 3),
+    (300, 13, 50),
+    (45, 24, 20),
+    (70, 31, 9),
+    (1000, 10, 300),    # narrow, parallel over rows
 ]
 
 
@@ -163,7 +174,8 @@ def test_gemm_empty_output(isa_threads, dtype, shape, trans):
 
 @pytest.mark.parametrize("trans", TRANS, ids=TRANS_IDS)
 @pytest.mark.parametrize("shape", [(517, 333, 1025), (300, 250, 40), (700, 20, 100),
-                                   (1000, 300, 70)], ids=shape_id)
+                                   (1000, 300, 70), (2000, 10, 200), (999, 16, 150)],
+                         ids=shape_id)
 def test_gemm_thread_count_does_not_change_result(isa, dtype, shape, trans, rng):
     M, N, K = shape
     a, b = operands(rng, M, N, K, *trans, dtype)

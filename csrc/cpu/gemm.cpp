@@ -236,6 +236,194 @@ void gemm_small(T* C, const T* A, const T* B, const T* bias, const GemmArgs& g) 
   }
 }
 
+// Narrow products, N < NR: a 10-class head's forward (x @ W, N = 10) and weight gradient
+// (x^T @ dz). The general tile is NR = 2 vectors wide; at N = 10 on AVX-512 (NR = 32) it
+// computes 22 padding columns for 10 real ones and stores them through the scalar edge path.
+// Here the tile is R rows x NV = ceil(N / lanes) vectors, the last one masked on its loads of
+// B and C, so no column past N is read or written (N = 10: 1 zmm, 10 of 16 lanes; 2 ymm, 10
+// of 16). A and B are read in place (B^T packed first), and the whole reduction stays in
+// registers: each element of C is summed over k = 0..K-1 in order, on any thread count.
+template <typename T, int NV>
+struct Narrow {
+  // Accumulators + NV loads of B + one broadcast must fit the register file: 32 zmm
+  // (16 x 1 + 2; 14 x 2 + 3), 16 ymm/xmm (12 x 1 + 2; 6 x 2 + 3).
+  static constexpr int R = DLFAST_VEC_BYTES == 64 ? (NV == 1 ? 16 : 14) : (NV == 1 ? 12 : 6);
+};
+
+template <typename T, int R, int NV>
+inline void micro_narrow(int64_t K, const T* a, int64_t a_rs, int64_t a_cs, const T* b,
+                         int64_t ldb, int64_t n, T* c, int64_t ldc, int64_t mr,
+                         bool accumulate, const T* bias, bool relu) {
+  using V = vec_t<T>;
+  constexpr int L = Vec<T>::lanes;
+  const int tail = int(n) - (NV - 1) * L;  // lanes of the last vector, 1..L
+  V acc[R][NV];
+  zero_tile<T>(acc);
+  const T* row[R];
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i) row[i] = a + (i < mr ? i : 0) * a_rs;  // rows past mr: row 0
+  for (int64_t k = 0; k < K; ++k) {
+    V bv[NV];
+#pragma GCC unroll 2
+    for (int j = 0; j + 1 < NV; ++j) bv[j] = vload(b + k * ldb + j * L);
+    bv[NV - 1] = vload_first(b + k * ldb + (NV - 1) * L, tail);
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i) {
+      V ai = vsplat(row[i][k * a_cs]);
+#pragma GCC unroll 2
+      for (int j = 0; j < NV; ++j) acc[i][j] += ai * bv[j];
+    }
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i) {
+    if (i >= mr) break;
+#pragma GCC unroll 2
+    for (int j = 0; j < NV; ++j) {
+      T* p = c + i * ldc + j * L;
+      const int w = j + 1 < NV ? L : tail;
+      V v = acc[i][j];
+      if (accumulate) v += vload_first(p, w);
+      if (bias) v += vload_first(bias + j * L, w);
+      if (relu) v = vmax0<T>(v);
+      vstore_first(p, v, w);
+    }
+  }
+}
+
+// Rows [m0, m1) of a narrow product, tile by tile; the last tile on 4 or 8 rows when it has
+// no more.
+template <typename T, int NV>
+void gemm_narrow_rows(T* C, const T* A, const T* b, int64_t ldb, const T* bias,
+                      const GemmArgs& g, int64_t m0, int64_t m1) {
+  constexpr int R = Narrow<T, NV>::R;
+  const int64_t a_rs = g.trans_a ? 1 : g.lda, a_cs = g.trans_a ? g.lda : 1;
+  for (int64_t ir = m0; ir < m1; ir += R) {
+    const int64_t mr = min64(R, m1 - ir);
+    const T* a = op_at(A, g.lda, g.trans_a, ir, 0);
+    T* c = C + ir * g.ldc;
+    if (mr <= 4 && R > 4)
+      micro_narrow<T, 4, NV>(g.K, a, a_rs, a_cs, b, ldb, g.N, c, g.ldc, mr, g.accumulate, bias,
+                             g.relu);
+    else if (mr <= 8 && R > 8)
+      micro_narrow<T, 8, NV>(g.K, a, a_rs, a_cs, b, ldb, g.N, c, g.ldc, mr, g.accumulate, bias,
+                             g.relu);
+    else
+      micro_narrow<T, R, NV>(g.K, a, a_rs, a_cs, b, ldb, g.N, c, g.ldc, mr, g.accumulate, bias,
+                             g.relu);
+  }
+}
+
+template <typename T, int NV>
+void gemm_narrow(T* C, const T* A, const T* B, const T* bias, const GemmArgs& g) {
+  constexpr int R = Narrow<T, NV>::R, L = Vec<T>::lanes;
+  const T* b = B;
+  int64_t ldb = g.ldb;
+  if (g.trans_b) {  // op(B)(k, j) = B[j*ldb + k]: copy into K rows of NV*L (N used)
+    T* Bp = static_cast<T*>(thread_workspace(kPackSmall, sizeof(T) * g.K * NV * L));
+    for (int64_t k = 0; k < g.K; ++k)
+      for (int64_t j = 0; j < g.N; ++j) Bp[k * NV * L + j] = B[j * g.ldb + k];
+    b = Bp;
+    ldb = NV * L;
+  }
+  const int64_t tiles = (g.M + R - 1) / R;
+  const int nt = g.M * g.N * g.K <= kSmallMNK || tiles < 2
+                     ? 1
+                     : threads_for_gemm(2.0 * double(g.M) * double(g.N) * double(g.K));
+  if (nt <= 1) return gemm_narrow_rows<T, NV>(C, A, b, ldb, bias, g, 0, g.M);
+#pragma omp parallel num_threads(nt)
+  {
+    const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
+    const int64_t lo = min64(tiles * t / n * R, g.M), hi = min64(tiles * (t + 1) / n * R, g.M);
+    if (lo < hi) gemm_narrow_rows<T, NV>(C, A, b, ldb, bias, g, lo, hi);
+  }
+}
+
+// Narrow products with A transposed (the weight gradient x^T @ dz of a layer of N <= 16
+// units): op(A)'s columns are contiguous, so the tile turns round: Q vectors of rows of C by
+// NB broadcast columns (B copied once into K rows of NB, zero past N), every lane a real row
+// (at N = 10 the row tile above fills 10 of 16 lanes on AVX-512). The NB x Q*L tile reaches
+// C through a buffer, transposed.
+template <int NB>
+constexpr int narrow_ta_vectors() {  // Q: NB*Q accumulators + Q loads + 1 broadcast
+  if (DLFAST_VEC_BYTES == 64) return NB <= 4 ? 4 : NB <= 8 ? 3 : NB <= 12 ? 2 : 1;
+  return NB <= 4 ? 2 : 1;  // 16 registers: NB <= 12 only (see gemm)
+}
+
+template <typename T, int NB, int Q, bool kFull>
+inline void micro_narrow_ta(int64_t K, const T* a, int64_t lda, const T* bp, int64_t m,
+                            int64_t n, T* c, int64_t ldc, bool accumulate, const T* bias,
+                            bool relu) {
+  using V = vec_t<T>;
+  constexpr int L = Vec<T>::lanes;
+  V acc[NB][Q];
+  zero_tile<T>(acc);
+  for (int64_t k = 0; k < K; ++k) {
+    const T* ak = a + k * lda;
+    V av[Q];
+#pragma GCC unroll 4
+    for (int q = 0; q < Q; ++q) {
+      if (kFull)
+        av[q] = vload(ak + q * L);
+      else
+        av[q] = q * L < m ? vload_first(ak + q * L, int(min64(L, m - q * L))) : V{};
+    }
+#pragma GCC unroll 16
+    for (int j = 0; j < NB; ++j) {
+      const V bj = vsplat(bp[k * NB + j]);
+#pragma GCC unroll 4
+      for (int q = 0; q < Q; ++q) acc[j][q] += av[q] * bj;
+    }
+  }
+  alignas(64) T buf[NB][Q * L];
+#pragma GCC unroll 16
+  for (int j = 0; j < NB; ++j)
+#pragma GCC unroll 4
+    for (int q = 0; q < Q; ++q) vstore(&buf[j][q * L], acc[j][q]);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      T v = buf[j][i];
+      if (accumulate) v += c[i * ldc + j];
+      if (bias) v += bias[j];
+      if (relu) v = v < T(0) ? T(0) : v;
+      c[i * ldc + j] = v;
+    }
+}
+
+template <typename T, int NB>
+void gemm_narrow_ta_rows(T* C, const T* A, const T* bp, const T* bias, const GemmArgs& g,
+                         int64_t m0, int64_t m1) {
+  constexpr int Q = narrow_ta_vectors<NB>(), W = Q * Vec<T>::lanes;
+  for (int64_t i = m0; i < m1; i += W) {
+    const int64_t m = min64(W, m1 - i);
+    if (m == W)
+      micro_narrow_ta<T, NB, Q, true>(g.K, A + i, g.lda, bp, m, g.N, C + i * g.ldc, g.ldc,
+                                      g.accumulate, bias, g.relu);
+    else
+      micro_narrow_ta<T, NB, Q, false>(g.K, A + i, g.lda, bp, m, g.N, C + i * g.ldc, g.ldc,
+                                       g.accumulate, bias, g.relu);
+  }
+}
+
+template <typename T, int NB>
+void gemm_narrow_ta(T* C, const T* A, const T* B, const T* bias, const GemmArgs& g) {
+  constexpr int W = narrow_ta_vectors<NB>() * Vec<T>::lanes;
+  T* bp = static_cast<T*>(thread_workspace(kPackSmall, sizeof(T) * g.K * NB));
+  for (int64_t k = 0; k < g.K; ++k)
+    for (int64_t j = 0; j < NB; ++j)
+      bp[k * NB + j] = j < g.N ? *op_at(B, g.ldb, g.trans_b, k, j) : T(0);
+  const int64_t tiles = (g.M + W - 1) / W;
+  const int nt = g.M * g.N * g.K <= kSmallMNK || tiles < 2
+                     ? 1
+                     : threads_for_gemm(2.0 * double(g.M) * double(g.N) * double(g.K));
+  if (nt <= 1) return gemm_narrow_ta_rows<T, NB>(C, A, bp, bias, g, 0, g.M);
+#pragma omp parallel num_threads(nt)
+  {
+    const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
+    const int64_t lo = min64(tiles * t / n * W, g.M), hi = min64(tiles * (t + 1) / n * W, g.M);
+    if (lo < hi) gemm_narrow_ta_rows<T, NB>(C, A, bp, bias, g, lo, hi);
+  }
+}
+
 // K == 0: the product is empty, C = (accumulate ? C : 0) + bias, then ReLU.
 template <typename T>
 void gemm_empty(T* C, const T* bias, const GemmArgs& g) {
@@ -258,6 +446,16 @@ void gemm(T* C, const T* A, const T* B, const T* bias, int64_t M, int64_t N, int
   const GemmArgs g{M, N, K, lda, ldb, ldc, trans_a, trans_b, accumulate, relu};
   if (M <= 0 || N <= 0) return;
   if (K <= 0) return gemm_empty(C, bias, g);
+  if (trans_a && N <= (DLFAST_VEC_BYTES == 64 ? 16 : 12)) {
+    if (N <= 4) return gemm_narrow_ta<T, 4>(C, A, B, bias, g);
+    if (N <= 8) return gemm_narrow_ta<T, 8>(C, A, B, bias, g);
+    if (N <= 12) return gemm_narrow_ta<T, 12>(C, A, B, bias, g);
+    if constexpr (DLFAST_VEC_BYTES == 64) return gemm_narrow_ta<T, 16>(C, A, B, bias, g);
+  }
+  if (N < Bk::NR) {
+    if (N <= Vec<T>::lanes) return gemm_narrow<T, 1>(C, A, B, bias, g);
+    return gemm_narrow<T, 2>(C, A, B, bias, g);
+  }
   if (M * N * K <= kSmallMNK) return gemm_small(C, A, B, bias, g);
 
   const int nt = threads_for_gemm(2.0 * double(M) * double(N) * double(K));

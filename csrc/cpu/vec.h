@@ -5,6 +5,10 @@
 #include <cstdint>
 #include <cstring>
 
+#if defined(__AVX2__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #if defined(__AVX512F__)
 #define DLFAST_VEC_BYTES 64
 #elif defined(__AVX2__)
@@ -43,6 +47,58 @@ template <typename T>
 inline vec_t<T> vsplat(T x) {
   return x - vec_t<T>{};
 }
+// The first n lanes (0 < n <= lanes) of p, the others zero, and their store: nothing past
+// p + n is read or written (AVX-512 masks, AVX2 vmaskmov; the SSE2 build copies n elements).
+// The narrow GEMM tile reads and writes rows of 10 classes with them.
+#if DLFAST_VEC_BYTES == 64
+inline vec_t<float> vload_first(const float* p, int n) {
+  return _mm512_maskz_loadu_ps(__mmask16((1u << n) - 1), p);
+}
+inline vec_t<double> vload_first(const double* p, int n) {
+  return _mm512_maskz_loadu_pd(__mmask8((1u << n) - 1), p);
+}
+inline void vstore_first(float* p, vec_t<float> v, int n) {
+  _mm512_mask_storeu_ps(p, __mmask16((1u << n) - 1), v);
+}
+inline void vstore_first(double* p, vec_t<double> v, int n) {
+  _mm512_mask_storeu_pd(p, __mmask8((1u << n) - 1), v);
+}
+#elif DLFAST_VEC_BYTES == 32
+inline __m256i first_lanes32(int n) {
+  typedef int32_t vi __attribute__((vector_size(32)));
+  const vi iota{0, 1, 2, 3, 4, 5, 6, 7};
+  return __m256i(iota < n);
+}
+inline __m256i first_lanes64(int n) {
+  typedef int64_t vi __attribute__((vector_size(32)));
+  const vi iota{0, 1, 2, 3};
+  return __m256i(iota < int64_t(n));
+}
+inline vec_t<float> vload_first(const float* p, int n) {
+  return _mm256_maskload_ps(p, first_lanes32(n));
+}
+inline vec_t<double> vload_first(const double* p, int n) {
+  return _mm256_maskload_pd(p, first_lanes64(n));
+}
+inline void vstore_first(float* p, vec_t<float> v, int n) {
+  _mm256_maskstore_ps(p, first_lanes32(n), v);
+}
+inline void vstore_first(double* p, vec_t<double> v, int n) {
+  _mm256_maskstore_pd(p, first_lanes64(n), v);
+}
+#else
+template <typename T>
+inline vec_t<T> vload_first(const T* p, int n) {
+  vec_t<T> v{};
+  std::memcpy(&v, p, sizeof(T) * n);
+  return v;
+}
+template <typename T>
+inline void vstore_first(T* p, vec_t<T> v, int n) {
+  std::memcpy(p, &v, sizeof(T) * n);
+}
+#endif
+
 template <typename T>
 inline vec_t<T> vmax0(vec_t<T> v) {
   return v > 0 ? v : vec_t<T>{};
