@@ -43,9 +43,12 @@ template <typename T>
 inline vec_t<T> vsplat(T x) {
   return x - vec_t<T>{};
 }
+// ReLU, max(v, 0) with NaN propagated (as NumPy's maximum): written `v < 0 ? 0 : v`, which
+// x86's max instruction computes in one (vmaxps(0, v) returns its second operand, v, when
+// either is NaN). `v > 0 ? v : 0` would be vmaxps(v, 0): NaN in, 0 out.
 template <typename T>
 inline vec_t<T> vmax0(vec_t<T> v) {
-  return v > 0 ? v : vec_t<T>{};
+  return v < 0 ? vec_t<T>{} : v;
 }
 
 // In-register transpose of an L x L block (L = Vec<T>::lanes): r[i][j] -> r[j][i]. Only on
