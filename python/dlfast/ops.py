@@ -425,7 +425,7 @@ def avgpool2d_backward(dy, x, pool_size=2, strides=None, padding="valid"):
     """dx: each dy spread evenly over the input cells of its window. x gives the input shape."""
     fn = "avgpool2d_backward"
     dy = as_float_array(dy, fn, "dy")
-    x = np.asarray(x)
+    x = as_float_array(x, fn, "x", dy.dtype)  # only its shape is read, but it is checked
     if x.ndim != 4:
         raise ValueError(f"{fn}: argument 'x' must be 4-D (N, H, W, C), got shape {x.shape}")
     return _core.avgpool2d_backward(dy, tuple(int(d) for d in x.shape),
@@ -446,7 +446,7 @@ def global_avgpool2d_backward(dy, x):
     """dx (N, H, W, C) = dy (N, C) / (H * W) at every position."""
     fn = "global_avgpool2d_backward"
     dy = as_float_array(dy, fn, "dy")
-    x = np.asarray(x)
+    x = as_float_array(x, fn, "x", dy.dtype)  # only its shape is read, but it is checked
     if x.ndim != 4 or dy.shape != (x.shape[0], x.shape[3]):
         raise ValueError(f"{fn}: expected x (N, H, W, C) and dy (N, C), got x {x.shape} and "
                          f"dy {dy.shape}")
