@@ -43,9 +43,10 @@ template <typename T>
 inline vec_t<T> vsplat(T x) {
   return x - vec_t<T>{};
 }
-// ReLU, max(v, 0) with NaN propagated (as NumPy's maximum): written `v < 0 ? 0 : v`, which
-// x86's max instruction computes in one (vmaxps(0, v) returns its second operand, v, when
-// either is NaN). `v > 0 ? v : 0` would be vmaxps(v, 0): NaN in, 0 out.
+// ReLU, max(v, 0) with NaN propagated (as NumPy's maximum): `v < 0 ? 0 : v` (NaN < 0 is
+// false). GCC 12 emits a compare and an and-not, as it emitted a compare and an and for the
+// old `v > 0 ? v : 0`, which maps NaN to 0. Were it a max instruction, the order would
+// matter: vmaxps(a, b) returns b when either is NaN, so this is vmaxps(0, v), not (v, 0).
 template <typename T>
 inline vec_t<T> vmax0(vec_t<T> v) {
   return v < 0 ? vec_t<T>{} : v;
