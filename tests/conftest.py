@@ -3,6 +3,8 @@
 The kernel-only tests live in tests/test_kernels_*.py so that CI can run just those under
 AddressSanitizer (``pytest tests/test_kernels_*.py``)."""
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -65,3 +67,16 @@ def rng(request):
     """A generator seeded from the test's name: reproducible, different per test."""
     import zlib
     return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
+
+
+def pytest_addoption(parser):
+    parser.addoption("--fuzz-full", action="store_true", default=False,
+                     help="tests/fuzz: run the full set of fuzz cases, not the fixed-seed subset "
+                          "(also DLFAST_FUZZ_FULL=1)")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The fuzz suite's summary line (cases, clean errors, crashes, hangs, wrong answers)."""
+    mod = sys.modules.get("test_fuzz")
+    if mod is not None and mod.SUMMARY:
+        terminalreporter.write_line(mod.SUMMARY[0])

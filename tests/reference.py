@@ -41,8 +41,8 @@ def act_backward(dy, y, name):
     y = np.asarray(y, np.float64)
     if name in (None, "linear"):
         return dy.copy()
-    if name == "relu":
-        return dy * (y > 0)
+    if name == "relu":  # a select, as PyTorch's threshold_backward: 0 where y <= 0 even for
+        return np.where(y <= 0, 0.0, dy)  # an infinite dy; a NaN y passes dy through
     if name == "sigmoid":
         return dy * y * (1.0 - y)
     if name == "tanh":

@@ -166,3 +166,32 @@ def test_leaky_relu_is_not_fused_into_the_dense_and_conv_kernels():
                                          r"\(linear, relu, sigmoid, tanh, softmax, leaky_relu\), "
                                          r"got 6"):
         _core.activation_forward(x, 6)
+
+
+# --- NaN and Inf (issue 18): propagated as NumPy does, on every ISA path -----------------
+
+SPECIAL = np.array([np.nan, np.inf, -np.inf, -1.5, -0.0, 0.0, 2.5], np.float64)
+
+
+@pytest.mark.parametrize("name", ACTS + ["leaky_relu"])
+def test_nan_and_inf_forward_and_backward(isa_threads, dtype, name):
+    # 7 specials x 7 specials, 49 cells: whole vectors and a scalar tail on every path. y
+    # covers NaN, +-Inf, negative, zero and positive outputs; dy the same set.
+    x = np.repeat(SPECIAL, 7).reshape(7, 7).astype(dtype)
+    dy = np.tile(SPECIAL, 7).reshape(7, 7).astype(dtype)
+    with np.errstate(all="ignore"):  # the references' own inf - inf, inf * 0
+        want_y = ref.act_forward(x, name)
+        y = want_y.astype(dtype)
+        want = ref.act_backward(dy, y, name)
+    np.testing.assert_allclose(fwd(name)(x), want_y, rtol=1e-6, equal_nan=True)
+    np.testing.assert_allclose(bwd(name)(dy, y), want, rtol=1e-6, equal_nan=True)
+
+
+def test_relu_keeps_nan_and_masks_infinite_gradients(isa_threads):
+    x = np.array([np.nan, np.inf, -np.inf, -1, 0, 2] * 11, np.float32)
+    np.testing.assert_array_equal(ops.relu_forward(x), np.maximum(x, 0))  # NaN stays NaN
+    # dx = y <= 0 ? 0 : dy (PyTorch's threshold_backward): an infinite dy where y <= 0 gives 0,
+    # not inf * 0 = NaN; a NaN y passes dy on
+    y = np.array([1, 0, 2, np.nan] * 9, np.float32)
+    dy = np.array([np.inf, np.inf, np.nan, 1] * 9, np.float32)
+    np.testing.assert_array_equal(ops.relu_backward(dy, y), [np.inf, 0, np.nan, 1] * 9)

@@ -287,6 +287,25 @@ def test_conv_batch_zero(dtype):
     np.testing.assert_array_equal(db, 0)
 
 
+@pytest.mark.parametrize("kernel", [(3, 3), (1, 1), (2, 3)])
+@pytest.mark.parametrize("padding,strides", [("valid", 1), ("same", 2)])
+def test_conv_zero_input_channels(isa_threads, dtype, kernel, padding, strides, rng):
+    # Issue 18: 0 channels divided by zero (SIGFPE) outside the 1x1 path. y = act(bias),
+    # dx and dkernel are empty, dbias = the sum of dz, as the float64 reference says.
+    x = np.zeros((2, 6, 6, 0), dtype)
+    w = np.zeros(kernel + (0, 4), dtype)
+    b = rng.standard_normal(4).astype(dtype)
+    for act in ("linear", "relu"):
+        y = ops.conv2d_forward(x, w, b, strides, padding, activation=act)
+        want = ref_conv(x, w, b, (strides,) * 2, padding, (1, 1), act)
+        np.testing.assert_allclose(y, want, rtol=1e-6)
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        got = ops.conv2d_backward(dy, x, w, b, strides, padding, activation=act)
+        for g, r in zip(got, ref_conv_backward(dy, x, w, b, (strides,) * 2, padding, (1, 1), act)):
+            assert g.shape == r.shape
+            np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-5)
+
+
 # --- bad input ---------------------------------------------------------------------------------
 
 def core_args(**over):

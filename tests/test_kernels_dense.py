@@ -123,3 +123,20 @@ def test_dense_backward_same_bits_on_one_and_two_threads(dtype, accumulate, rng)
     np.testing.assert_allclose(got[2][0], want_dx, rtol=0, atol=tol(dtype, U))
     np.testing.assert_allclose(got[2][1], base_dw + want_dw, rtol=0, atol=tol(dtype, N))
     np.testing.assert_allclose(got[2][2], base_db + want_db, rtol=0, atol=tol(dtype, N))
+
+
+@pytest.mark.parametrize("shape", [(37, 19, 45), (8, 16, 32), (3, 1, 5)])
+def test_fused_relu_keeps_nan_and_inf(isa_threads, dtype, shape):
+    # Issue 18: the ReLU in the GEMM's store (full register tiles and edge tiles) mapped NaN
+    # to 0. A row of x holding NaN (or +-Inf) comes out as NumPy's float64 product says.
+    n, d, u = shape
+    rng = np.random.default_rng(n * 1000 + d)
+    x = rng.standard_normal((n, d)).astype(dtype)
+    x[::3, 0] = np.resize([np.nan, np.inf, -np.inf], len(x[::3, 0]))
+    w = rng.standard_normal((d, u)).astype(dtype)
+    b = rng.standard_normal(u).astype(dtype)
+    with np.errstate(invalid="ignore"):  # inf - inf in the float64 reference
+        want = ref.act_forward((x.astype(np.float64)[:, :, None] * w[None]).sum(1) + b, "relu")
+    got = ops.dense_forward(x, w, b, "relu")
+    assert np.isnan(got[0]).all() and np.array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4, equal_nan=True)

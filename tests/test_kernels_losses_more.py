@@ -4,6 +4,8 @@ mae and huber are means over the last axis and then the batch; kl_divergence cli
 y_pred to [1e-7, 1], sums over the last axis and averages the rest. Gradients against central
 differences (float64); every ISA path x 1 and 2 threads; bad input raises."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -53,6 +55,47 @@ def test_kl_divergence(isa_threads, dtype, shape, rng):
     p = probs(rng, shape, dtype)
     check(ops.kl_divergence_forward(t, p), ops.kl_divergence_backward(t, p),
           *ref.kl_divergence(t, p), dtype)
+
+
+SHAPE_LOSSES = ["mse", "mae", "huber", "binary_crossentropy", "categorical_crossentropy",
+                "kl_divergence"]
+
+
+@pytest.mark.parametrize("name", SHAPE_LOSSES)
+@pytest.mark.parametrize("t_shape,p_shape", [((3, 4), (4, 3)), ((1, 4, 3), (4, 3)),
+                                             ((4, 3), (1, 4, 3)), ((12,), (4, 3)),
+                                             ((4, 3), (4,)), ((4, 1, 3), (4, 3))])
+def test_loss_shapes_must_match(name, t_shape, p_shape):
+    # Issue 18: these were reshaped silently, pairing the wrong elements.
+    t, p = np.full(t_shape, 0.5, np.float32), np.full(p_shape, 0.25, np.float32)
+    with pytest.raises(ValueError, match=rf"'y_true' must have the shape of 'y_pred' "
+                                         rf"{re.escape(str(p_shape))}, got "
+                                         rf"{re.escape(str(t_shape))}"):
+        getattr(ops, f"{name}_forward")(t, p)
+
+
+@pytest.mark.parametrize("t_shape,p_shape", [((4,), (4, 1)), ((4, 1), (4,)),
+                                             ((4, 3, 1), (4, 3)), ((4, 3), (4, 3, 1))])
+def test_loss_trailing_axis_of_one_is_squeezed(t_shape, p_shape, rng):
+    t = rng.random(t_shape).astype(np.float32)
+    p = rng.random(p_shape).astype(np.float32)
+    value, _ = ref.mse(t.reshape(p.shape), p)
+    np.testing.assert_allclose(ops.mse_forward(t, p), value, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", SHAPE_LOSSES + ["sparse_categorical_crossentropy"])
+@pytest.mark.parametrize("shape", [(0, 3), (0,), (4, 0)])
+def test_loss_of_an_empty_batch_is_refused(name, shape):
+    if name == "sparse_categorical_crossentropy":
+        if len(shape) != 2:
+            return
+        t = np.zeros(shape[0], np.int64)
+    else:
+        t = np.zeros(shape, np.float32)
+    with pytest.raises(ValueError, match=r"'y_pred' is empty"):
+        getattr(ops, f"{name}_forward")(t, np.zeros(shape, np.float32))
+    with pytest.raises(ValueError, match=r"'y_pred' is empty"):
+        getattr(ops, f"{name}_backward")(t, np.zeros(shape, np.float32))
 
 
 def test_reductions_by_hand(dtype):

@@ -331,12 +331,20 @@ def test_wrong_dy_shape():
             _core.avgpool2d_backward(dy, (2, 4, 4, 3), (2, 2), (2, 2), "valid")
 
 
-@pytest.mark.parametrize("shape", [(2, 0, 4, 3), (2, 4, 4), (2, 4, -1, 3), [2, 4, 4, 3.0]])
+@pytest.mark.parametrize("shape", [(2, 4, 4), (2, 4, -1, 3), [2, 4, 4, 3.0]])
 def test_bad_input_shape(shape):
     dy = np.ones((2, 2, 2, 3), np.float32)
     with pytest.raises((ValueError, TypeError), match=r"argument 'input_shape' must be a tuple "
-                                                      r"of 4 positive ints"):
+                                                      r"of 4 non-negative ints"):
         _core.avgpool2d_backward(dy, shape, (2, 2), (2, 2), "valid")
+
+
+def test_empty_input_shape_is_checked_like_the_forward():
+    # A size of 0 is a shape the forward takes (issue 18), so it is no longer refused as a
+    # shape; a 2x2 'valid' window still does not fit 0 rows.
+    dy = np.ones((2, 2, 2, 3), np.float32)
+    with pytest.raises(ValueError, match="avgpool2d_backward"):
+        _core.avgpool2d_backward(dy, (2, 0, 4, 3), (2, 2), (2, 2), "valid")
 
 
 def test_wrong_dtype():
@@ -349,3 +357,33 @@ def test_wrong_dtype():
         _core.maxpool2d_backward(dy, X, (2, 2), (2, 2), "valid")  # mixed float dtypes
     with pytest.raises(TypeError, match=r"argument 'dy' must be a float32 or float64"):
         _core.avgpool2d_backward(dy.astype(np.int32), (2, 4, 4, 3), (2, 2), (2, 2), "valid")
+
+
+# --- NaN (issue 18): a NaN is its window's maximum and takes the gradient ----------------
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_max_pool_propagates_nan_and_inf(isa_threads, dtype, case, rng):
+    # NumPy's max and argmax: a window holding NaN gives NaN, and its first NaN (scan order)
+    # gets dy; +-Inf compare as numbers. The float64 references say the same.
+    shape, pool, strides, padding = case
+    x = rng.standard_normal(shape)
+    mask = rng.random(shape) < 0.25
+    x[mask] = rng.choice([np.nan, np.inf, -np.inf], int(mask.sum()))
+    x = x.astype(dtype)
+    y = ops.maxpool2d_forward(x, pool, strides, padding)
+    np.testing.assert_array_equal(y, ref_max_forward(x, pool, strides, padding).astype(dtype))
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    np.testing.assert_allclose(ops.maxpool2d_backward(dy, x, pool, strides, padding),
+                               ref_max_backward(dy, x, pool, strides, padding), rtol=1e-5,
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((2, 4, 4, 3), np.complex64),
+                                 np.zeros((2, 4, 4, 3), object), None, "x"])
+def test_avgpool_backward_checks_x_like_any_argument(bad):
+    # Issue 18: only x's shape is read, so an object or complex x went through.
+    dy = np.ones((2, 2, 2, 3), np.float32)
+    with pytest.raises(TypeError, match="argument 'x'"):
+        ops.avgpool2d_backward(dy, bad)
+    with pytest.raises(TypeError, match="argument 'x'"):
+        ops.global_avgpool2d_backward(np.ones((2, 3), np.float32), bad)

@@ -327,6 +327,23 @@ def test_other_safetensors_files_and_bad_configs_are_refused(tmp_path):
         load_model(tmp_path / "evil.dlfast")
 
 
+@pytest.mark.parametrize("depth", [101, 50_000])
+def test_deeply_nested_configs_are_refused_with_valueerror(tmp_path, depth):
+    # Issue 18: 50,000 levels (valid checksum) raised RecursionError from the JSON decoder.
+    from dlfast import saving
+    text = ('{"class_name": "Sequential", "config": {"layers": [' * depth +
+            '{"class_name": "Dense", "config": {"units": 1}}' + "]}}" * depth)
+    tensors = {"weights/0": np.zeros(3, np.float32)}
+    metadata = {"format": "dlfast", "format_version": str(saving.FORMAT_VERSION),
+                "dlfast_version": dlfast.__version__, "contents": "model",
+                "model_config": text, "weight_names": '["w"]'}
+    metadata["sha256"] = saving._digest(metadata, tensors)
+    path = tmp_path / "deep.dlfast"
+    path.write_bytes(safetensors.numpy.save(tensors, metadata=metadata))
+    with pytest.raises(ValueError, match="model_config"):
+        load_model(path)
+
+
 def test_save_is_atomic_and_leaves_no_temporary_file(tmp_path, rng):
     model = sequential("float32")
     path = tmp_path / "m.dlfast"

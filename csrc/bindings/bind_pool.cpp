@@ -119,10 +119,10 @@ py::object maxpool2d_backward(py::handle dy_obj, py::handle x_obj, py::handle po
   });
 }
 
-// input_shape: the forward input's (N, H, W, C), positive ints.
+// input_shape: the forward input's (N, H, W, C), ints >= 0 (the forward takes empty arrays).
 std::vector<int64_t> input_shape_arg(py::handle obj, const char* fn) {
   const std::string bad = std::string(fn) + ": argument 'input_shape' must be a tuple of 4 "
-                          "positive ints (N, H, W, C), got ";
+                          "non-negative ints (N, H, W, C), got ";
   if (!py::isinstance<py::tuple>(obj) && !py::isinstance<py::list>(obj))
     throw py::type_error(bad + describe(obj));
   py::sequence seq = py::reinterpret_borrow<py::sequence>(obj);
@@ -133,7 +133,7 @@ std::vector<int64_t> input_shape_arg(py::handle obj, const char* fn) {
     if (py::isinstance<py::bool_>(e) || !py::isinstance<py::int_>(e))
       throw py::type_error(bad + std::string(py::repr(obj)));
     shape.push_back(e.cast<int64_t>());
-    if (shape.back() < 1) throw py::value_error(bad + std::string(py::repr(obj)));
+    if (shape.back() < 0) throw py::value_error(bad + std::string(py::repr(obj)));
   }
   return shape;
 }

@@ -1,8 +1,12 @@
 // Element-wise activations, forward and backward, compiled once per ISA (see kernels.h).
 // Shapes: x, y, dy, dx are [R, C] row-major; softmax normalises each row.
 // y may alias x and dx may alias dy (each element is read before it is written).
+// NaN propagates as in NumPy/PyTorch. relu: y = x < 0 ? 0 : x (NaN fails x < 0 and comes out),
+// dx = y <= 0 ? 0 : dy, PyTorch's threshold_backward: a select, never a product, so an
+// infinite dy where y <= 0 gives 0 (not inf * 0 = NaN) and a NaN y passes dy through.
 // leaky_relu with slope a: y = x > 0 ? x : a*x (NaN fails x > 0, so a*NaN = NaN comes out),
-// dx = dy * (y > 0 ? 1 : a); a >= 0 keeps y > 0 exactly where x > 0.
+// dx = dy * (y > 0 ? 1 : a) (PyTorch's leaky_relu_backward); a >= 0 keeps y > 0 exactly
+// where x > 0.
 #include <cmath>
 
 #include "common/threading.h"
@@ -24,7 +28,7 @@ void forward_range(T* y, const T* x, int64_t lo, int64_t hi, Activation act, T s
         for (int64_t i = lo; i < hi; ++i) y[i] = x[i];
       break;
     case Activation::relu:
-      for (int64_t i = lo; i < hi; ++i) y[i] = x[i] > 0 ? x[i] : T(0);
+      for (int64_t i = lo; i < hi; ++i) y[i] = x[i] < 0 ? T(0) : x[i];
       break;
     case Activation::sigmoid:
       for (int64_t i = lo; i < hi; ++i) y[i] = T(1) / (T(1) + std::exp(-x[i]));
@@ -72,7 +76,7 @@ void backward_range(T* dx, const T* dy, const T* y, int64_t lo, int64_t hi, Acti
     case Activation::relu:  // dy read unconditionally: GCC then vectorises the select
       for (int64_t i = lo; i < hi; ++i) {  // (a conditional read stayed a scalar branch,
         const T d = dy[i];                   // mispredicted on every other value)
-        dx[i] = y[i] > 0 ? d : T(0);
+        dx[i] = y[i] <= 0 ? T(0) : d;
       }
       break;
     case Activation::sigmoid:

@@ -323,7 +323,9 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dShape&
   const bool relu = act == Activation::relu;
   const bool post = act != Activation::linear && !relu;
   if (M <= 0 || K <= 0) return;
-  if (is_pointwise(s)) {
+  // 1x1 stride 1: x is the GEMM's A as it is. L = 0 (no input channel): the GEMM's empty
+  // product, y = act(bias) (the chunked paths below divide by L).
+  if (is_pointwise(s) || L == 0) {
     gemm<T>(y, x, w, b, M, K, L, /*lda=*/L, /*ldb=*/K, /*ldc=*/K, false, false, false, relu);
     if (post) activation_forward<T>(y, y, M, K, act);
     return;
@@ -541,7 +543,7 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, c
     if (dx && xsize > 0) std::memset(dx, 0, sizeof(T) * xsize);
     return;
   }
-  if (is_pointwise(s)) {
+  if (is_pointwise(s) || L == 0) {  // L = 0: only db is nonempty (conv2d_forward)
     const T* dz = dy;
     if (act != Activation::linear) {
       T* buf = static_cast<T*>(thread_workspace(kConvGrad, sizeof(T) * M * K));

@@ -431,7 +431,7 @@ void gemm_empty(T* C, const T* bias, const GemmArgs& g) {
     for (int64_t j = 0; j < g.N; ++j) {
       T v = g.accumulate ? C[i * g.ldc + j] : T(0);
       if (bias) v += bias[j];
-      if (g.relu) v = v > 0 ? v : T(0);
+      if (g.relu) v = v < 0 ? T(0) : v;  // NaN stays NaN (vmax0)
       C[i * g.ldc + j] = v;
     }
 }

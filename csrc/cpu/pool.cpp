@@ -5,7 +5,8 @@
 // the input: max pooling treats the padding as -inf, average pooling divides by the number of
 // window cells inside the input (TensorFlow). The bindings choose P, Q, pt, pl with TF's 'same'
 // arithmetic, so every window holds at least one input cell; an empty window would give -inf
-// (max) or 0 (average).
+// (max) or 0 (average). A NaN in a max window is its maximum (NumPy's max and argmax, PyTorch):
+// y is NaN and dy goes to the window's first NaN.
 //
 // Vectorised over the channel axis C (contiguous in NHWC): every inner loop runs over c.
 // Forward: threads split the N*P output rows. Backward: windows overlap along h when sh < R,
@@ -23,6 +24,19 @@
 namespace dlfast {
 namespace DLFAST_ISA {
 namespace {
+
+// The running maximum m after seeing v, NaN sticky: a NaN v replaces m, and a NaN m stays
+// (v > NaN is false). Element-wise on scalars and vectors alike.
+template <typename T>
+inline T max_nan(T v, T m) {
+  return (v > m) | (v != v) ? v : m;
+}
+// v takes a window's gradient when it is the maximum m; with a NaN maximum, every NaN cell does
+// (the first one in scan order takes it: see max_window_backward).
+template <typename T>
+inline auto is_max(T v, T m) {
+  return (v == m) | (v != v);
+}
 
 // Channels handled per pass by the backward kernels' stack buffers (window max and pending
 // gradient per channel): 2 x 256 doubles = 4 KiB, in L1.
@@ -65,7 +79,7 @@ void forward_rows(T* y, const T* x, const Pool2dShape& s, int64_t lo, int64_t hi
         for (int64_t w = ws.lo; w < ws.hi; ++w) {
           const T* __restrict xc = xn + (h * s.W + w) * C;
           if (kMax)
-            for (int64_t c = 0; c < C; ++c) yq[c] = xc[c] > yq[c] ? xc[c] : yq[c];
+            for (int64_t c = 0; c < C; ++c) yq[c] = max_nan(xc[c], yq[c]);
           else
             for (int64_t c = 0; c < C; ++c) yq[c] += xc[c];
         }
@@ -94,8 +108,7 @@ void max_window_backward(T* dxn, const T* xn, const T* dyq, const Pool2dShape& s
     for (int64_t w = ws.lo; w < ws.hi; ++w) {
       const T* __restrict xc = xn + (h * s.W + w) * s.C + c0;
       for (int64_t c = 0; c < cb; ++c) {
-        const T v = xc[c], cur = m[c];
-        m[c] = v > cur ? v : cur;
+        m[c] = max_nan(xc[c], m[c]);
       }
     }
   for (int64_t h = hs.lo; h < hs.hi; ++h)
@@ -104,8 +117,8 @@ void max_window_backward(T* dxn, const T* xn, const T* dyq, const Pool2dShape& s
       const T* __restrict xc = xn + off;
       T* __restrict dxc = dxn + off;
       // Two loops: GCC (trapping math) if-converts each select alone, not the pair.
-      for (int64_t c = 0; c < cb; ++c) dxc[c] += xc[c] == m[c] ? pending[c] : T(0);
-      for (int64_t c = 0; c < cb; ++c) pending[c] = xc[c] == m[c] ? T(0) : pending[c];
+      for (int64_t c = 0; c < cb; ++c) dxc[c] += is_max(xc[c], m[c]) ? pending[c] : T(0);
+      for (int64_t c = 0; c < cb; ++c) pending[c] = is_max(xc[c], m[c]) ? T(0) : pending[c];
     }
 }
 
@@ -121,7 +134,7 @@ inline bool windows_tile_input(const Pool2dShape& s) {
 // Max backward when the windows tile the input (windows_tile_input), for output rows
 // [plo, phi) of image n: the generic max_window_backward's two passes, on whole vectors of
 // channels held in registers instead of stack buffers (the scalar tail keeps the same
-// comparisons: NaN never becomes the max, an all-NaN window passes no gradient).
+// comparisons: a NaN is the max and its first cell takes the gradient).
 // The CIFAR model's first pool, 64x30x30x32 float32, backward alone, min of 30, 1 thread:
 // 0.97 ms -> 0.41 ms (and 0.21 ms on 2 threads, with pool_threads' new weight).
 template <typename T>
@@ -142,14 +155,13 @@ void max_tiled_backward(T* dxn, const T* xn, const T* dyn, const Pool2dShape& s,
         V m = vsplat(ninf);
         for (int64_t r = 0; r < R; ++r)
           for (int64_t t = 0; t < S; ++t) {
-            const V v = vload(xw + r * WC + t * C + c);
-            m = v > m ? v : m;
+            m = max_nan(vload(xw + r * WC + t * C + c), m);
           }
         V pending = vload(dyq + c);
         for (int64_t r = 0; r < R; ++r)
           for (int64_t t = 0; t < S; ++t) {
             const int64_t off = r * WC + t * C + c;
-            const auto hit = vload(xw + off) == m;
+            const auto hit = is_max(vload(xw + off), m);
             vstore(dxw + off, hit ? pending : V{});
             pending = hit ? V{} : pending;
           }
@@ -158,14 +170,13 @@ void max_tiled_backward(T* dxn, const T* xn, const T* dyn, const Pool2dShape& s,
         T m = ninf;
         for (int64_t r = 0; r < R; ++r)
           for (int64_t t = 0; t < S; ++t) {
-            const T v = xw[r * WC + t * C + c];
-            m = v > m ? v : m;
+            m = max_nan(xw[r * WC + t * C + c], m);
           }
         T pending = dyq[c];
         for (int64_t r = 0; r < R; ++r)
           for (int64_t t = 0; t < S; ++t) {
             const int64_t off = r * WC + t * C + c;
-            const bool hit = xw[off] == m;
+            const bool hit = is_max(xw[off], m);
             dxw[off] = hit ? pending : T(0);
             pending = hit ? T(0) : pending;
           }

@@ -49,7 +49,7 @@ inline void store_tile(const vec_t<T> (&acc)[MR][NV], T* c, int64_t ldc, int64_t
       T v = buf[i * NR + j];
       if (accumulate) v += c[i * ldc + j];
       if (bias) v += bias[j];
-      if (relu) v = v > 0 ? v : T(0);
+      if (relu) v = v < 0 ? T(0) : v;  // NaN stays NaN (vmax0)
       c[i * ldc + j] = v;
     }
 }

@@ -99,9 +99,13 @@ inline void vstore_first(T* p, vec_t<T> v, int n) {
 }
 #endif
 
+// ReLU, max(v, 0) with NaN propagated (as NumPy's maximum): `v < 0 ? 0 : v` (NaN < 0 is
+// false). GCC 12 emits a compare and an and-not, as it emitted a compare and an and for the
+// old `v > 0 ? v : 0`, which maps NaN to 0. Were it a max instruction, the order would
+// matter: vmaxps(a, b) returns b when either is NaN, so this is vmaxps(0, v), not (v, 0).
 template <typename T>
 inline vec_t<T> vmax0(vec_t<T> v) {
-  return v > 0 ? v : vec_t<T>{};
+  return v < 0 ? vec_t<T>{} : v;
 }
 
 // In-register transpose of an L x L block (L = Vec<T>::lanes): r[i][j] -> r[j][i]. Only on

@@ -108,7 +108,8 @@ struct PoolIndex {
   }
 };
 
-// The first maximum of the window of output i (offset in x; -1 when the window is empty).
+// The first maximum of the window of output i (offset in x; -1 when the window is empty); a NaN
+// counts as the maximum (NumPy's argmax): the first NaN, if any.
 __device__ int64_t pool_argmax(const float* x, const Pool2dShape& s, int64_t i) {
   const PoolIndex ix(i, s);
   float best = -FLT_MAX;
@@ -120,7 +121,7 @@ __device__ int64_t pool_argmax(const float* x, const Pool2dShape& s, int64_t i) 
       const int64_t w = ix.w0 + c;
       if (w < 0 || w >= s.W) continue;
       const int64_t o = ((ix.n * s.H + h) * s.W + w) * s.C + ix.c;
-      if (arg < 0 || x[o] > best) best = x[o], arg = o;
+      if (arg < 0 || x[o] > best || (x[o] != x[o] && best == best)) best = x[o], arg = o;
     }
   }
   return arg;

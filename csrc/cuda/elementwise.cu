@@ -52,7 +52,7 @@ __global__ void activation_backward_kernel(float* dx, const float* dy, const flo
   GRID_STRIDE(i, n) {
     const float v = y[i], d = dy[i];
     float g = d;
-    if (act == Activation::relu) g = v > 0.f ? d : 0.f;
+    if (act == Activation::relu) g = v <= 0.f ? 0.f : d;  // a NaN y passes dy (cpu/activation.cpp)
     else if (act == Activation::sigmoid) g = d * v * (1.f - v);
     else if (act == Activation::tanh) g = d * (1.f - v * v);
     dx[i] = g;

@@ -30,7 +30,7 @@ constexpr int kGemmThreads = 256;
 
 __device__ __forceinline__ float apply_activation(float v, Activation act) {
   switch (act) {
-    case Activation::relu: return v > 0.f ? v : 0.f;
+    case Activation::relu: return v < 0.f ? 0.f : v;  // NaN stays NaN
     case Activation::sigmoid: return 1.f / (1.f + expf(-v));
     case Activation::tanh: return tanhf(v);
     default: return v;

@@ -20,7 +20,7 @@ from . import metrics as metrics_module, optimizers as optimizers_module, saving
 from ._progress import EpochProgress
 from .layers.base import Layer, normalize_shape, positive_int, to_array, trainable_version
 from .layers.core import Activation, Dense, Input
-from .ops import LOSSES, labels_array
+from .ops import LOSSES, labels_array, matching_target_shape
 from .saving import load_model  # noqa: F401  (dlfast.models.load_model, as in Keras)
 
 class Model(Layer):
@@ -203,14 +203,16 @@ class Model(Layer):
             raise ValueError(f"{self.name}: {what} has {y.shape[0] if y.ndim else 0} samples, "
                              f"x has {n}")
         if y.shape[1:] != self.output_shape:
-            if y.size == n * int(np.prod(self.output_shape)):
-                y = y.reshape((n,) + self.output_shape)
-            else:
+            want = (n,) + tuple(self.output_shape)
+            try:  # Keras's rule: equal shapes, or a trailing axis of 1 more or less
+                return y.reshape(matching_target_shape(self.name, y.shape, want, what))
+            except ValueError:
                 hint = (" (integer class labels need loss='sparse_categorical_crossentropy')"
                         if y.ndim == 1 else "")
                 raise ValueError(f"{self.name}: {what} must have shape (batch, "
                                  f"{', '.join(map(str, self.output_shape))}) to match the "
-                                 f"model's output, got {y.shape}{hint}")
+                                 f"model's output, got {y.shape}{hint}; the shapes must be "
+                                 f"equal, or differ by a trailing axis of 1") from None
         return y
 
     def _train_step(self, x, y):

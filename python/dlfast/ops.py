@@ -180,20 +180,38 @@ def labels_array(y_true, fn, n):
     return np.ascontiguousarray(y, dtype=np.int64)
 
 
+def matching_target_shape(fn, true_shape, pred_shape, what="y_true"):
+    """Keras's rule for a loss's target: y_true must have y_pred's shape, except that a
+    trailing axis of 1 on either one is dropped ((N,) labels against an (N, 1) output, and
+    back). Returns the shape y_true is read as (y_pred's); anything else is a ValueError naming
+    both shapes (never a reshape that pairs other elements)."""
+    true_shape, pred_shape = tuple(true_shape), tuple(pred_shape)
+    if (true_shape == pred_shape
+            or (len(true_shape) == len(pred_shape) + 1 and true_shape == pred_shape + (1,))
+            or (len(pred_shape) == len(true_shape) + 1 and pred_shape == true_shape + (1,))):
+        return pred_shape
+    raise ValueError(f"{fn}: '{what}' must have the shape of 'y_pred' {pred_shape}, got "
+                     f"{true_shape} (Keras's rule: equal shapes, or a trailing axis of 1 more "
+                     f"or less)")
+
+
 def loss_value_and_grad(loss, y_true, y_pred, from_logits=False, want_grad=True, delta=1.0):
-    """(mean loss, d loss / d y_pred) of a named loss, in one kernel call (delta: Huber's)."""
+    """(mean loss, d loss / d y_pred) of a named loss, in one kernel call (delta: Huber's).
+    An empty y_pred is a ValueError: the mean over no values is undefined (NumPy: NaN)."""
     fn = loss
     y_pred = as_float_array(y_pred, fn, "y_pred")
     if y_pred.ndim == 0:
         raise ValueError(f"{fn}: 'y_pred' must have a batch axis, got a scalar")
+    if y_pred.size == 0:
+        raise ValueError(f"{fn}: 'y_pred' is empty (shape {y_pred.shape}): the mean loss over "
+                         f"no values is undefined")
     if loss == "sparse_categorical_crossentropy":
         if y_pred.ndim != 2:
             raise ValueError(f"{fn}: 'y_pred' must be (batch, classes), got shape {y_pred.shape}")
         target = labels_array(y_true, fn, y_pred.shape[0])
     else:
         target = as_float_array(y_true, fn, "y_true", y_pred.dtype)
-        if target.shape != y_pred.shape and target.size == y_pred.size:
-            target = target.reshape(y_pred.shape)  # (N,) labels against an (N, 1) output
+        target = target.reshape(matching_target_shape(fn, target.shape, y_pred.shape))
     return _core.loss(LOSSES[loss], target, y_pred, from_logits, want_grad, float(delta))
 
 
@@ -407,7 +425,7 @@ def avgpool2d_backward(dy, x, pool_size=2, strides=None, padding="valid"):
     """dx: each dy spread evenly over the input cells of its window. x gives the input shape."""
     fn = "avgpool2d_backward"
     dy = as_float_array(dy, fn, "dy")
-    x = np.asarray(x)
+    x = as_float_array(x, fn, "x", dy.dtype)  # only its shape is read, but it is checked
     if x.ndim != 4:
         raise ValueError(f"{fn}: argument 'x' must be 4-D (N, H, W, C), got shape {x.shape}")
     return _core.avgpool2d_backward(dy, tuple(int(d) for d in x.shape),
@@ -428,7 +446,7 @@ def global_avgpool2d_backward(dy, x):
     """dx (N, H, W, C) = dy (N, C) / (H * W) at every position."""
     fn = "global_avgpool2d_backward"
     dy = as_float_array(dy, fn, "dy")
-    x = np.asarray(x)
+    x = as_float_array(x, fn, "x", dy.dtype)  # only its shape is read, but it is checked
     if x.ndim != 4 or dy.shape != (x.shape[0], x.shape[3]):
         raise ValueError(f"{fn}: expected x (N, H, W, C) and dy (N, C), got x {x.shape} and "
                          f"dy {dy.shape}")

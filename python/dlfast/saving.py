@@ -399,6 +399,25 @@ def _read(filepath):
         if key in meta:
             try:
                 meta[key] = json.loads(meta[key])
-            except ValueError as e:
+            except (ValueError, RecursionError) as e:  # RecursionError: nested too deep
                 raise ValueError(f"{path}: metadata entry '{key}' is not valid JSON: {e}") from e
+            _check_depth(meta[key], f"{path}: metadata entry '{key}'")
     return meta, tensors, path
+
+
+#: How deep a file's JSON may nest. A real config nests a few levels per model inside a model;
+#: deeper ones are refused before anything recurses over them (which would raise
+#: RecursionError, or crash in a C library, not ValueError).
+MAX_JSON_DEPTH = 100
+
+
+def _check_depth(value, what):
+    """ValueError when value (decoded JSON) nests deeper than MAX_JSON_DEPTH; iterative."""
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                raise ValueError(f"{what} nests deeper than {MAX_JSON_DEPTH} levels: not a "
+                                 f"config dlfast writes")
+            stack.extend((c, depth + 1) for c in (v.values() if isinstance(v, dict) else v))
