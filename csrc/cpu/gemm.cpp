@@ -313,6 +313,23 @@ void gemm_narrow_rows(T* C, const T* A, const T* b, int64_t ldb, const T* bias,
   }
 }
 
+// Calls rows(lo, hi) on slabs of whole W-row tiles of C, split over threads when the
+// product is large enough (the narrow paths; nothing in `rows` may throw).
+template <int64_t W, class F>
+void split_row_tiles(const GemmArgs& g, F&& rows) {
+  const int64_t tiles = (g.M + W - 1) / W;
+  const int nt = g.M * g.N * g.K <= kSmallMNK || tiles < 2
+                     ? 1
+                     : threads_for_gemm(2.0 * double(g.M) * double(g.N) * double(g.K));
+  if (nt <= 1) return rows(int64_t(0), g.M);
+#pragma omp parallel num_threads(nt)
+  {
+    const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
+    const int64_t lo = min64(tiles * t / n * W, g.M), hi = min64(tiles * (t + 1) / n * W, g.M);
+    if (lo < hi) rows(lo, hi);
+  }
+}
+
 template <typename T, int NV>
 void gemm_narrow(T* C, const T* A, const T* B, const T* bias, const GemmArgs& g) {
   constexpr int R = Narrow<T, NV>::R, L = Vec<T>::lanes;
@@ -325,17 +342,9 @@ void gemm_narrow(T* C, const T* A, const T* B, const T* bias, const GemmArgs& g)
     b = Bp;
     ldb = NV * L;
   }
-  const int64_t tiles = (g.M + R - 1) / R;
-  const int nt = g.M * g.N * g.K <= kSmallMNK || tiles < 2
-                     ? 1
-                     : threads_for_gemm(2.0 * double(g.M) * double(g.N) * double(g.K));
-  if (nt <= 1) return gemm_narrow_rows<T, NV>(C, A, b, ldb, bias, g, 0, g.M);
-#pragma omp parallel num_threads(nt)
-  {
-    const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
-    const int64_t lo = min64(tiles * t / n * R, g.M), hi = min64(tiles * (t + 1) / n * R, g.M);
-    if (lo < hi) gemm_narrow_rows<T, NV>(C, A, b, ldb, bias, g, lo, hi);
-  }
+  split_row_tiles<R>(g, [&](int64_t lo, int64_t hi) {
+    gemm_narrow_rows<T, NV>(C, A, b, ldb, bias, g, lo, hi);
+  });
 }
 
 // Narrow products with A transposed (the weight gradient x^T @ dz of a layer of N <= 16
@@ -411,17 +420,9 @@ void gemm_narrow_ta(T* C, const T* A, const T* B, const T* bias, const GemmArgs&
   for (int64_t k = 0; k < g.K; ++k)
     for (int64_t j = 0; j < NB; ++j)
       bp[k * NB + j] = j < g.N ? *op_at(B, g.ldb, g.trans_b, k, j) : T(0);
-  const int64_t tiles = (g.M + W - 1) / W;
-  const int nt = g.M * g.N * g.K <= kSmallMNK || tiles < 2
-                     ? 1
-                     : threads_for_gemm(2.0 * double(g.M) * double(g.N) * double(g.K));
-  if (nt <= 1) return gemm_narrow_ta_rows<T, NB>(C, A, bp, bias, g, 0, g.M);
-#pragma omp parallel num_threads(nt)
-  {
-    const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
-    const int64_t lo = min64(tiles * t / n * W, g.M), hi = min64(tiles * (t + 1) / n * W, g.M);
-    if (lo < hi) gemm_narrow_ta_rows<T, NB>(C, A, bp, bias, g, lo, hi);
-  }
+  split_row_tiles<W>(g, [&](int64_t lo, int64_t hi) {
+    gemm_narrow_ta_rows<T, NB>(C, A, bp, bias, g, lo, hi);
+  });
 }
 
 // K == 0: the product is empty, C = (accumulate ? C : 0) + bias, then ReLU.
