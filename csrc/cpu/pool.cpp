@@ -62,11 +62,46 @@ inline int pool_threads(const Pool2dShape& s) {
                           double(s.R) * double(s.S));
 }
 
+// The max of one window over channels [c, c + NV * lanes) (NV whole vectors) or, with NV = 1
+// and n < lanes, the first n channels from c; in registers: an ordinary max (one instruction)
+// and, beside it, whether any cell was NaN (a compare and an or); the NaN lanes are set once at
+// the end. NV vectors side by side keep NV independent max chains in flight. The NaN-sticky
+// select on every cell (max_nan: two compares, an or and a blend) made the forward pass 14%
+// slower on 64x32x32x32 2x2 (Zen 4).
+template <typename T, int NV>
+inline void max_window_forward(T* yq, const T* xn, const Pool2dShape& s, Span hs, Span ws,
+                               int64_t c, int n = Vec<T>::lanes) {
+  using V = vec_t<T>;
+  constexpr int kL = Vec<T>::lanes;
+  V m[NV];
+  decltype(m[0] != m[0]) nan[NV];
+  for (int j = 0; j < NV; ++j) {
+    m[j] = vsplat(-std::numeric_limits<T>::infinity());
+    nan[j] = m[j] != m[j];
+  }
+  for (int64_t h = hs.lo; h < hs.hi; ++h)
+    for (int64_t w = ws.lo; w < ws.hi; ++w) {
+      const T* xc = xn + (h * s.W + w) * s.C + c;
+      for (int j = 0; j < NV; ++j) {
+        const V v = n == kL ? vload(xc + j * kL) : vload_first(xc, n);
+        m[j] = v > m[j] ? v : m[j];
+        nan[j] |= v != v;
+      }
+    }
+  for (int j = 0; j < NV; ++j) {
+    const V y = nan[j] ? vsplat(std::numeric_limits<T>::quiet_NaN()) : m[j];
+    if (n == kL)
+      vstore(yq + c + j * kL, y);
+    else
+      vstore_first(yq + c, y, n);
+  }
+}
+
 // y[n,p,q,:] for the flattened output rows i = n*P + p in [lo, hi): max or mean of the window.
 template <typename T, bool kMax>
 void forward_rows(T* y, const T* x, const Pool2dShape& s, int64_t lo, int64_t hi) {
   const int64_t C = s.C;
-  const T init = kMax ? -std::numeric_limits<T>::infinity() : T(0);
+  constexpr int64_t kL = Vec<T>::lanes;
   for (int64_t i = lo; i < hi; ++i) {
     const int64_t n = i / s.P, p = i % s.P;
     const Span hs = window_span(p, s.stride_h, s.pad_top, s.R, s.H);
@@ -74,20 +109,44 @@ void forward_rows(T* y, const T* x, const Pool2dShape& s, int64_t lo, int64_t hi
     for (int64_t q = 0; q < s.Q; ++q) {
       const Span ws = window_span(q, s.stride_w, s.pad_left, s.S, s.W);
       T* __restrict yq = y + (i * s.Q + q) * C;
-      for (int64_t c = 0; c < C; ++c) yq[c] = init;
+      if (kMax) {
+        int64_t c = 0;
+        for (; c + 4 * kL <= C; c += 4 * kL) max_window_forward<T, 4>(yq, xn, s, hs, ws, c);
+        for (; c + kL <= C; c += kL) max_window_forward<T, 1>(yq, xn, s, hs, ws, c);
+#if DLFAST_VEC_BYTES >= 32  // masked loads and stores in hardware
+        if (c < C) max_window_forward<T, 1>(yq, xn, s, hs, ws, c, int(C - c));
+#else  // the SSE2 build's masked load is a memcpy: the tail one channel at a time
+        if (c < C) {  // plain max, and the NaN-sticky max again for a window with a NaN
+          T* __restrict yt = yq + c;
+          const int64_t nt = C - c;
+          bool nan = false;
+          for (int64_t j = 0; j < nt; ++j) yt[j] = -std::numeric_limits<T>::infinity();
+          for (int64_t h = hs.lo; h < hs.hi; ++h)
+            for (int64_t w = ws.lo; w < ws.hi; ++w) {
+              const T* __restrict xc = xn + (h * s.W + w) * C + c;
+              for (int64_t j = 0; j < nt; ++j) {
+                yt[j] = xc[j] > yt[j] ? xc[j] : yt[j];
+                nan |= xc[j] != xc[j];
+              }
+            }
+          if (nan)
+            for (int64_t h = hs.lo; h < hs.hi; ++h)
+              for (int64_t w = ws.lo; w < ws.hi; ++w)
+                for (int64_t j = 0; j < nt; ++j)
+                  yt[j] = max_nan(xn[(h * s.W + w) * C + c + j], yt[j]);
+        }
+#endif
+        continue;
+      }
+      for (int64_t c = 0; c < C; ++c) yq[c] = T(0);
       for (int64_t h = hs.lo; h < hs.hi; ++h)
         for (int64_t w = ws.lo; w < ws.hi; ++w) {
           const T* __restrict xc = xn + (h * s.W + w) * C;
-          if (kMax)
-            for (int64_t c = 0; c < C; ++c) yq[c] = max_nan(xc[c], yq[c]);
-          else
-            for (int64_t c = 0; c < C; ++c) yq[c] += xc[c];
+          for (int64_t c = 0; c < C; ++c) yq[c] += xc[c];
         }
-      if (!kMax) {
-        const int64_t count = (hs.hi - hs.lo) * (ws.hi - ws.lo);
-        const T inv = count > 0 ? T(1) / T(count) : T(0);
-        for (int64_t c = 0; c < C; ++c) yq[c] *= inv;
-      }
+      const int64_t count = (hs.hi - hs.lo) * (ws.hi - ws.lo);
+      const T inv = count > 0 ? T(1) / T(count) : T(0);
+      for (int64_t c = 0; c < C; ++c) yq[c] *= inv;
     }
   }
 }
