@@ -115,7 +115,7 @@ def test_dense_wrong_dtype_and_activation():
         ops.dense_forward(f32(3, 4), np.full((4, 2), "a"))
     with pytest.raises(ValueError, match=r"unknown activation 'gelu'; expected one of"):
         ops.dense_forward(f32(3, 4), f32(4, 2), None, "gelu")
-    with pytest.raises(ValueError, match=r"activation code must be 0\.\.4.*got 7"):
+    with pytest.raises(ValueError, match=r"activation code must be 0\.\.5 \(linear, .*\), got 7"):
         _core.dense_forward(f32(3, 4), f32(4, 2), None, 7)
 
 
@@ -191,7 +191,7 @@ def test_dense_target_losses_bad_input(name):
 
 
 def test_loss_kind_code_checked():
-    with pytest.raises(ValueError, match=r"kind must be 0\.\.6, got 9"):
+    with pytest.raises(ValueError, match=r"kind must be 0\.\.6 \(mse, .*, kl_divergence\), got 9"):
         _core.loss(9, f32(2, 3), f32(2, 3))
 
 

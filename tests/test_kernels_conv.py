@@ -328,7 +328,7 @@ def core_args(**over):
     (dict(x=np.zeros((1, 5, 5, 3), np.int32)), TypeError, r"'x' must be a float32 or float64"),
     (dict(kernel=np.zeros((3, 3, 3, 4), np.float64)), TypeError, r"'kernel' must be a float32"),
     (dict(bias=np.zeros(5, np.float32)), ValueError, r"bias.*expected 4, got 5"),
-    (dict(activation=7), ValueError, r"activation code must be 0..4"),
+    (dict(activation=7), ValueError, r"activation code must be 0..5 "),
 ])
 def test_core_conv2d_forward_bad_input(over, err, match):
     with pytest.raises(err, match=match):

@@ -13,6 +13,14 @@ std::string shape_string(const std::vector<int64_t>& shape) {
   return s.str();
 }
 
+std::string code_list(const char* const* names, int n) {
+  std::ostringstream s;
+  s << "0.." << n - 1 << " (";
+  for (int i = 0; i < n; ++i) s << (i ? ", " : "") << names[i];
+  s << ")";
+  return s.str();
+}
+
 std::string describe(py::handle obj) {
   if (py::isinstance<py::array>(obj)) {
     py::array a = py::reinterpret_borrow<py::array>(obj);

@@ -18,6 +18,8 @@ enum class FloatType { f32, f64 };
 // "float32 array of shape (3, 4)", "list", "int64 array of shape (5,)"...
 std::string describe(py::handle obj);
 std::string shape_string(const std::vector<int64_t>& shape);
+// "0..n-1 (names[0], ..., names[n-1])": the codes an enum argument takes (dispatch.h's lists).
+std::string code_list(const char* const* names, int n);
 
 // The floating dtype of array argument `name` of `fn`; TypeError for anything else.
 FloatType float_type(py::handle obj, const char* fn, const char* name);

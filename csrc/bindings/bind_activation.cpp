@@ -15,9 +15,6 @@ namespace {
 // The element-wise kernels take every code the fused Dense/Conv2D kernels take, and
 // leaky_relu; its slope must be finite and >= 0 (backward reads the sign of x from y).
 Activation elementwise_activation_arg(int code, double slope, const char* fn) {
-  if (code < 0 || code > int(Activation::leaky_relu))
-    throw py::value_error(std::string(fn) + ": activation code must be 0..5 (linear, relu, "
-                          "sigmoid, tanh, softmax, leaky_relu), got " + std::to_string(code));
   if (code != int(Activation::leaky_relu)) return activation_arg(code, fn);
   if (!(std::isfinite(slope) && slope >= 0))
     throw py::value_error(std::string(fn) + ": leaky_relu's 'negative_slope' must be a finite "

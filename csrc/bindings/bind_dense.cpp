@@ -9,12 +9,14 @@ namespace bind {
 // layers run it as a separate element-wise pass (activation_forward) after the linear kernel.
 Activation activation_arg(int code, const char* fn) {
   if (code == int(Activation::leaky_relu))
-    throw py::value_error(std::string(fn) + ": activation code 5 (leaky_relu) is not fused "
-                          "into this kernel; run it with code 0 (linear), then "
-                          "activation_forward(y, 5, negative_slope)");
-  if (code < 0 || code > int(Activation::softmax))
-    throw py::value_error(std::string(fn) + ": activation code must be 0..4 (linear, relu, "
-                          "sigmoid, tanh, softmax), got " + std::to_string(code));
+    throw py::value_error(std::string(fn) + ": activation code " + std::to_string(code) +
+                          " (leaky_relu) is not fused into this kernel; run it with code 0 "
+                          "(linear), then activation_forward(y, " + std::to_string(code) +
+                          ", negative_slope)");
+  if (code < 0 || code >= kActivationCount)
+    throw py::value_error(std::string(fn) + ": activation code must be " +
+                          code_list(kActivationNames, kActivationCount) + ", got " +
+                          std::to_string(code));
   return Activation(code);
 }
 

@@ -12,13 +12,14 @@ namespace {
 py::tuple loss_binding(int kind, py::handle true_obj, py::handle pred_obj, bool from_logits,
                        bool want_grad, double delta) {
   const char* fn = "loss";
-  if (kind < 0 || kind > int(Loss::kl_divergence))
-    throw py::value_error("loss: kind must be 0..6, got " + std::to_string(kind));
+  if (kind < 0 || kind >= kLossCount)
+    throw py::value_error("loss: kind must be " + code_list(kLossNames, kLossCount) +
+                          ", got " + std::to_string(kind));
   const Loss loss = Loss(kind);
   if (loss == Loss::huber && !(std::isfinite(delta) && delta > 0))
     throw py::value_error("loss: Huber's delta must be a finite number > 0, got " +
                           std::string(py::str(py::float_(delta))));
-  if (from_logits && kind >= int(Loss::mean_absolute_error))
+  if (from_logits && kind >= int(Loss::mae))
     throw py::value_error("loss: from_logits=True has no meaning for the mean absolute error, "
                           "Huber or KL divergence (kind " + std::to_string(kind) + ")");
   py::object out = dispatch_float(float_type(pred_obj, fn, "y_pred"), [&](auto tag) -> py::object {

@@ -28,6 +28,21 @@ PYBIND11_MODULE(_core, m) {
   m.def("cpu_capability", &cpu_capability, "The kernel path in use: avx512, avx2 or generic.");
   m.def("set_cpu_capability", [](const std::string& name) { return set_cpu_capability(name.c_str()); },
         py::arg("name"), "Select a kernel path the CPU supports; False if it cannot.");
+  // name -> code of every activation and loss, and the kernel table's entries (dispatch.h)
+  py::dict activations, losses;
+  py::list kernel_names;
+#define DLFAST_ACTIVATION_ITEM(name) activations[#name] = int(Activation::name);
+#define DLFAST_LOSS_ITEM(name) losses[#name] = int(Loss::name);
+#define DLFAST_KERNEL_ITEM(name) kernel_names.append(#name);
+  DLFAST_ACTIVATIONS(DLFAST_ACTIVATION_ITEM)
+  DLFAST_LOSSES(DLFAST_LOSS_ITEM)
+  DLFAST_KERNELS(DLFAST_KERNEL_ITEM)
+#undef DLFAST_ACTIVATION_ITEM
+#undef DLFAST_LOSS_ITEM
+#undef DLFAST_KERNEL_ITEM
+  m.attr("ACTIVATIONS") = activations;
+  m.attr("LOSSES") = losses;
+  m.attr("KERNELS") = py::tuple(kernel_names);
   m.def("get_num_threads", &get_num_threads);
   m.def("set_num_threads", [](int n) {
     if (n < 1) throw py::value_error("set_num_threads: expected n >= 1, got " + std::to_string(n));

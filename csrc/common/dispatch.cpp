@@ -34,28 +34,27 @@ Isa detect_isa() {
   return kGeneric;
 }
 
-#define DLFAST_FILL(ns, T)                                                                    \
-  KernelTable<T> {                                                                            \
-    &ns::gemm<T>, &ns::dense_forward<T>, &ns::dense_backward<T>, &ns::activation_forward<T>, \
-        &ns::activation_backward<T>, &ns::loss_forward_backward<T>, &ns::sgd_update<T>,      \
-        &ns::adam_update<T>, &ns::adamax_update<T>, &ns::adadelta_update<T>,                 \
-        &ns::sgdg2_probe<T>, &ns::sgdg2_dots<T>, &ns::sgdg2_step<T>,                         \
-        &ns::conv2d_forward<T>, &ns::conv2d_backward<T>, &ns::maxpool2d_forward<T>,          \
-        &ns::maxpool2d_backward<T>, &ns::avgpool2d_forward<T>, &ns::avgpool2d_backward<T>,   \
-        &ns::lstm_forward<T>, &ns::lstm_backward<T>, &ns::batchnorm_forward<T>,               \
-        &ns::batchnorm_backward<T>, &ns::regularizer_penalty<T>, &ns::rmsprop_update<T>,      \
-        &ns::nadam_update<T>, &ns::upsampling2d_forward<T>, &ns::upsampling2d_backward<T>,    \
-        &ns::zeropadding2d_forward<T>, &ns::zeropadding2d_backward<T>,                        \
-        &ns::conv2d_transpose_forward<T>, &ns::conv2d_transpose_backward<T>                   \
-  }
+// Each entry set by name from the ISA's namespace (see DLFAST_KERNELS).
+#define DLFAST_COUNT(name) +1
+static_assert(sizeof(KernelTable<float>) == (0 DLFAST_KERNELS(DLFAST_COUNT)) * sizeof(void (*)()),
+              "KernelTable has an entry that DLFAST_KERNELS (dispatch.h) does not list");
+#undef DLFAST_COUNT
 
 template <typename T>
 KernelTable<T> table_for(Isa isa) {
+  KernelTable<T> t{};
+#define DLFAST_SET_GENERIC(name) t.name = &generic::name<T>;
+#define DLFAST_SET_AVX2(name) t.name = &avx2::name<T>;
+#define DLFAST_SET_AVX512(name) t.name = &avx512::name<T>;
   switch (isa) {
-    case kAvx512: return DLFAST_FILL(avx512, T);
-    case kAvx2: return DLFAST_FILL(avx2, T);
-    default: return DLFAST_FILL(generic, T);
+    case kAvx512: DLFAST_KERNELS(DLFAST_SET_AVX512) break;
+    case kAvx2: DLFAST_KERNELS(DLFAST_SET_AVX2) break;
+    default: DLFAST_KERNELS(DLFAST_SET_GENERIC) break;
   }
+#undef DLFAST_SET_GENERIC
+#undef DLFAST_SET_AVX2
+#undef DLFAST_SET_AVX512
+  return t;
 }
 
 struct State {

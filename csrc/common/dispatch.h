@@ -1,7 +1,7 @@
 // dlfast kernel dispatch: one table of function pointers per dtype, filled once at import
 // from the CPU's features (or from DLFAST_CPU_CAPABILITY, which may only force a lower path).
 //
-// Dimension letters used across csrc/ (DESIGN.md): N batch, D in-features, U units (out-features),
+// Dimension letters used across csrc/: N batch, D in-features, U units (out-features),
 // M N K for GEMM (C is M x N, the reduction is K), C classes for losses.
 // Argument order everywhere: outputs first, then inputs, then weights, then sizes (llm.c's).
 #pragma once
@@ -9,26 +9,25 @@
 
 namespace dlfast {
 
+// The activations and the losses, each named once: the enums below and the Python
+// dictionaries dlfast._core.ACTIVATIONS / LOSSES (name -> code, in list order) are made from
+// these lists, so a new entry reaches Python with nothing else to edit.
 // leaky_relu: y = x > 0 ? x : slope*x, its slope an argument of the element-wise activation
 // kernels (activation_forward/backward); the fused Dense/Conv2D kernels do not take it.
-enum class Activation : int {
-  linear = 0,
-  relu = 1,
-  sigmoid = 2,
-  tanh = 3,
-  softmax = 4,
-  leaky_relu = 5,
-};
-
-enum class Loss : int {
-  mse = 0,
-  binary_crossentropy = 1,
-  categorical_crossentropy = 2,
-  sparse_categorical_crossentropy = 3,
-  mean_absolute_error = 4,
-  huber = 5,
-  kl_divergence = 6,
-};
+#define DLFAST_ACTIVATIONS(X) X(linear) X(relu) X(sigmoid) X(tanh) X(softmax) X(leaky_relu)
+#define DLFAST_LOSSES(X)                                                                    \
+  X(mse) X(binary_crossentropy) X(categorical_crossentropy) X(sparse_categorical_crossentropy) \
+  X(mae) X(huber) X(kl_divergence)
+#define DLFAST_ENUMERATOR(name) name,
+enum class Activation : int { DLFAST_ACTIVATIONS(DLFAST_ENUMERATOR) };
+enum class Loss : int { DLFAST_LOSSES(DLFAST_ENUMERATOR) };
+#undef DLFAST_ENUMERATOR
+#define DLFAST_NAME(name) #name,
+inline constexpr const char* kActivationNames[] = {DLFAST_ACTIVATIONS(DLFAST_NAME)};
+inline constexpr const char* kLossNames[] = {DLFAST_LOSSES(DLFAST_NAME)};
+#undef DLFAST_NAME
+inline constexpr int kActivationCount = int(sizeof(kActivationNames) / sizeof(const char*));
+inline constexpr int kLossCount = int(sizeof(kLossNames) / sizeof(const char*));
 
 // 2-D convolution on NHWC input with an HWIO kernel (TensorFlow/Keras layouts):
 // x[N,H,W,C], w[R,S,C,K], b[K], y[N,P,Q,K]. Output pixel (p,q) reads input rows
@@ -120,7 +119,8 @@ struct KernelTable {
   //           d = rho*d + (1 - rho)delta^2; w += lr*delta.
   void (*adadelta_update)(T* w, T* acc_grad, T* acc_delta, const T* g, int64_t n, double lr,
                           double rho, double epsilon, double weight_decay);
-  // SGD-G2 (SPEC.md) in three passes around the caller's second gradient evaluation:
+  // SGD-G2 (Ayadi & Turinici, arXiv 2002.09304) in three passes around the caller's second
+  // gradient evaluation:
   // probe: saved = g; w -= h*g (w is now the probe point theta - h*g).
   void (*sgdg2_probe)(T* w, T* saved, const T* g, int64_t n, double h);
   // dot[0] += <g - p, g>; dot[1] += |g - p|^2, accumulated in double.
@@ -204,6 +204,20 @@ struct KernelTable {
                                     const T* y, const Conv2dShape& s, Activation act,
                                     bool accumulate);
 };
+
+// Every entry of KernelTable by name. dispatch.cpp fills the table from this list, field by
+// name (so two entries cannot be swapped), and a static_assert there fails the build when the
+// struct has an entry the list lacks. Each name is also in dlfast._core.KERNELS (the tests
+// check that every kernel has its reference in csrc/ref).
+#define DLFAST_KERNELS(X)                                                                       \
+  X(gemm) X(dense_forward) X(dense_backward) X(activation_forward) X(activation_backward)      \
+  X(loss_forward_backward) X(sgd_update) X(adam_update) X(adamax_update) X(adadelta_update)    \
+  X(sgdg2_probe) X(sgdg2_dots) X(sgdg2_step) X(conv2d_forward) X(conv2d_backward)             \
+  X(maxpool2d_forward) X(maxpool2d_backward) X(avgpool2d_forward) X(avgpool2d_backward)       \
+  X(lstm_forward) X(lstm_backward) X(batchnorm_forward) X(batchnorm_backward)                 \
+  X(regularizer_penalty) X(rmsprop_update) X(nadam_update) X(upsampling2d_forward)            \
+  X(upsampling2d_backward) X(zeropadding2d_forward) X(zeropadding2d_backward)                 \
+  X(conv2d_transpose_forward) X(conv2d_transpose_backward)
 
 template <typename T>
 const KernelTable<T>& kernels();

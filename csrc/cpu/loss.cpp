@@ -173,7 +173,7 @@ double loss_forward_backward(T* grad, const T* y_pred, const T* target, const in
       }
       return total / double(N);
     }
-    case Loss::mean_absolute_error: {
+    case Loss::mae: {
       const T scale = T(1.0 / double(n));
       for (int64_t i = 0; i < n; ++i) {
         const T d = y_pred[i] - target[i];
