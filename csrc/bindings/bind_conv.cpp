@@ -20,6 +20,17 @@ void check_step(const char* fn, const char* what, const Pair& v) {
                             std::to_string(v.first) + ", " + std::to_string(v.second) + ")");
 }
 
+WindowAxis window_axis(int64_t n, int64_t k, int64_t stride, int64_t dilation, bool same) {
+  const int64_t span = (k - 1) * dilation + 1;
+  if (same) {
+    const int64_t out = (n + stride - 1) / stride;
+    const int64_t total = (out - 1) * stride + span - n;
+    return {out, total > 0 ? total / 2 : 0, true};
+  }
+  if (span > n) return {0, 0, false};
+  return {(n - span) / stride + 1, 0, true};
+}
+
 bool same_padding(const char* fn, const std::string& padding) {
   if (padding != "valid" && padding != "same")
     throw py::value_error(std::string(fn) + ": padding must be 'valid' or 'same', got '" +
@@ -29,26 +40,19 @@ bool same_padding(const char* fn, const std::string& padding) {
 
 namespace {
 
-// Output length and padding before, along one axis (TensorFlow's arithmetic):
-//   'valid': out = floor((n - span) / s) + 1, span = (k - 1) * d + 1 (span <= n required)
-//   'same':  out = ceil(n / s), total pad = max((out - 1) * s + span - n, 0), before = total / 2
+// Output length and padding before along one axis; ValueError when a 'valid' kernel does not
+// fit.
 void axis_shape(const char* fn, const char* axis, int64_t n, int64_t k, int64_t stride,
                 int64_t dil, bool same, int64_t* out, int64_t* pad_before) {
-  const int64_t span = (k - 1) * dil + 1;
-  if (same) {
-    *out = (n + stride - 1) / stride;
-    const int64_t total = (*out - 1) * stride + span - n;
-    *pad_before = total > 0 ? total / 2 : 0;
-    return;
-  }
-  if (span > n)
+  const WindowAxis a = window_axis(n, k, stride, dil, same);
+  if (!a.fits)
     throw py::value_error(std::string(fn) + ": with padding='valid' the kernel " + axis + " " +
                           std::to_string(k) + " at dilation " + std::to_string(dil) +
-                          " spans " + std::to_string(span) + " input " + axis +
+                          " spans " + std::to_string((k - 1) * dil + 1) + " input " + axis +
                           "s, more than the input " + axis + " " + std::to_string(n) +
                           " (use padding='same' or a smaller kernel)");
-  *out = (n - span) / stride + 1;
-  *pad_before = 0;
+  *out = a.out;
+  *pad_before = a.pad_before;
 }
 
 template <typename T>
@@ -166,6 +170,22 @@ py::object conv2d_backward(py::handle dy_obj, py::handle x_obj, py::handle w_obj
 }  // namespace
 
 void bind_conv(py::module_& m) {
+  m.def(
+      "window_axis",
+      [](int64_t n, int64_t k, int64_t stride, int64_t dilation, const std::string& padding)
+          -> py::object {
+        if (n < 0 || k < 1 || stride < 1 || dilation < 1)
+          throw py::value_error("window_axis: expected n >= 0 and k, stride, dilation >= 1, got " +
+                                std::to_string(n) + ", " + std::to_string(k) + ", " +
+                                std::to_string(stride) + ", " + std::to_string(dilation));
+        const WindowAxis a = window_axis(n, k, stride, dilation,
+                                         same_padding("window_axis", padding));
+        if (!a.fits) return py::none();
+        return py::make_tuple(a.out, a.pad_before);
+      },
+      py::arg("n"), py::arg("k"), py::arg("stride"), py::arg("dilation"), py::arg("padding"),
+      "(output length, padding before) of a sliding window along one axis, TensorFlow's "
+      "arithmetic; None when a 'valid' window does not fit.");
   m.def("conv2d_forward", &conv2d_forward, py::arg("x"), py::arg("kernel"), py::arg("bias"),
         py::arg("strides"), py::arg("padding"), py::arg("dilation"), py::arg("activation"),
         "y = act(conv2d(x, kernel) + bias): x (N, H, W, C), kernel (R, S, C, K), bias (K,) or "

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "bindings/array_check.h"
+#include "bindings/conv_args.h"
 #include "common/dispatch.h"
 
 namespace dlfast {
@@ -35,18 +36,13 @@ void int_pair(py::handle obj, const char* fn, const char* name, int64_t& a, int6
 // The output length along one axis and the padding before it (TensorFlow's arithmetic).
 void output_length(const char* fn, const char* axis, int64_t n, int64_t k, int64_t stride,
                    bool same, int64_t& out, int64_t& pad_before) {
-  if (same) {
-    out = (n + stride - 1) / stride;
-    const int64_t total = (out - 1) * stride + k - n;
-    pad_before = total > 0 ? total / 2 : 0;
-    return;
-  }
-  if (k > n)
+  const WindowAxis a = window_axis(n, k, stride, 1, same);
+  if (!a.fits)
     throw py::value_error(std::string(fn) + ": pool window " + axis + " " + std::to_string(k) +
                           " is larger than the input " + axis + " " + std::to_string(n) +
                           " with padding 'valid' (use padding 'same' or a smaller pool)");
-  out = (n - k) / stride + 1;
-  pad_before = 0;
+  out = a.out;
+  pad_before = a.pad_before;
 }
 
 // The full pooling geometry from the input shape and the Python-level arguments.
