@@ -25,19 +25,22 @@ __all__ = [
     "lstm_forward", "lstm_backward", "lstm_cell_forward", "lstm_cell_backward",
 ]
 
-ACTIVATIONS = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "softmax": 4, "leaky_relu": 5}
-#: the activation code of leaky_relu, and its slope as an activation name ('leaky_relu'),
-#: Keras's ``keras.activations.leaky_relu`` default (the LeakyReLU layer's default is 0.3)
+#: name -> kernel code of every activation and loss: the C++ lists in csrc/common/dispatch.h
+#: (DLFAST_ACTIVATIONS, DLFAST_LOSSES), the one place they are written
+ACTIVATIONS = dict(_core.ACTIVATIONS)
+LOSSES = dict(_core.LOSSES)
+#: the codes of linear (no activation, e.g. a head whose softmax the loss fuses) and of
+#: leaky_relu, and leaky_relu's slope as an activation name ('leaky_relu'): Keras's
+#: ``keras.activations.leaky_relu`` default (the LeakyReLU layer's default is 0.3)
+LINEAR = ACTIVATIONS["linear"]
 LEAKY_RELU = ACTIVATIONS["leaky_relu"]
 LEAKY_RELU_SLOPE = 0.2
-LOSSES = {"mse": 0, "binary_crossentropy": 1, "categorical_crossentropy": 2,
-          "sparse_categorical_crossentropy": 3, "mae": 4, "huber": 5, "kl_divergence": 6}
 
 
 def activation_code(name, fn="activation"):
     """The kernel code of an activation name (None means 'linear')."""
     if name is None:
-        return 0
+        return LINEAR
     try:
         return ACTIVATIONS[name]
     except (KeyError, TypeError):
@@ -56,7 +59,7 @@ def split_activation(code):
     leaky_relu is not fused (the kernels fuse relu into the GEMM's store and run the others
     on the output in place; leaky_relu needs its slope, which they do not take), so it runs
     as a separate vectorised pass (activation_forward) after the linear kernel."""
-    return (0, code) if code == LEAKY_RELU else (code, 0)
+    return (LINEAR, code) if code == LEAKY_RELU else (code, LINEAR)
 
 
 def _same_dtype(fn, ref, **arrays):
@@ -352,11 +355,10 @@ def padding_name(padding, fn):
 
 def conv_output_length(n, k, stride, dilation, padding):
     """Output length along one axis, TensorFlow's arithmetic: 'valid' ceil((n - (k-1)d) / s),
-    'same' ceil(n / s); None when a 'valid' window does not fit."""
-    span = (k - 1) * dilation + 1
-    if padding == "same":
-        return -(-n // stride)
-    return None if n < span else (n - span) // stride + 1
+    'same' ceil(n / s); None when a 'valid' window does not fit (_core.window_axis, the one
+    place it is written)."""
+    axis = _core.window_axis(n, k, stride, dilation, padding)
+    return None if axis is None else axis[0]
 
 
 def conv2d_forward(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1,

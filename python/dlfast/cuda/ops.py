@@ -5,7 +5,9 @@ reading a result back (``to_numpy``, a loss value) waits for the GPU."""
 
 import numpy as np
 
-from ..ops import LEAKY_RELU, LOSSES, conv_output_length, pair, padding_name
+from .. import _core
+from . import _device
+from ..ops import LEAKY_RELU, LOSSES, pair, padding_name
 from ..ops import activation_code as _cpu_activation_code
 
 __all__ = ["matmul", "dense_forward", "dense_backward", "activation_forward",
@@ -27,9 +29,7 @@ def activation_code(name, fn="activation"):
 
 
 def _ext(fn):
-    from . import _cuda, _require
-    _require(fn)
-    return _cuda
+    return _device.require(fn)
 
 
 def device(x, dtype=np.float32):
@@ -169,17 +169,15 @@ def adam_update(w, m, v, g, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsil
 
 def conv_geometry(in_hw, kernel_hw, strides, padding, dilation, fn):
     """((P, Q), (stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)), TensorFlow's
-    arithmetic: 'same' pads max((out-1)*s + span - n, 0) in total, the smaller half first."""
+    arithmetic, from the CPU binding's _core.window_axis (the one place it is written)."""
     out, pads = [], []
     for n, k, s, d in zip(in_hw, kernel_hw, strides, dilation):
-        length = conv_output_length(n, k, s, d, padding)
-        if length is None:
+        axis = _core.window_axis(n, k, s, d, padding)
+        if axis is None:
             raise ValueError(f"{fn}: window {tuple(kernel_hw)} (dilation {tuple(dilation)}) is "
                              f"larger than the input {tuple(in_hw)} with padding 'valid'")
-        span = (k - 1) * d + 1
-        total = max((length - 1) * s + span - n, 0) if padding == "same" else 0
-        out.append(length)
-        pads.append(total // 2)
+        out.append(axis[0])
+        pads.append(axis[1])
     return tuple(out), (strides[0], strides[1], dilation[0], dilation[1], pads[0], pads[1])
 
 
