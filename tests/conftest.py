@@ -80,3 +80,16 @@ def pytest_terminal_summary(terminalreporter):
     mod = sys.modules.get("test_fuzz")
     if mod is not None and mod.SUMMARY:
         terminalreporter.write_line(mod.SUMMARY[0])
+
+
+@pytest.fixture
+def standin(monkeypatch):
+    """dlfast._cuda replaced by tests/cuda_standin.py (see its docstring): the GPU path's
+    Python side runs on NumPy."""
+    import cuda_standin
+    from dlfast import cuda
+    monkeypatch.setattr(cuda._device, "ext", cuda_standin)  # what every cuda module calls
+    monkeypatch.setattr(cuda._device, "status", (1, ""))
+    monkeypatch.setattr(cuda, "_cuda", cuda_standin)
+    monkeypatch.setattr(cuda, "Array", cuda_standin.Array)
+    return cuda_standin

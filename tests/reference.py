@@ -185,8 +185,8 @@ def adadelta_step(w, g, a, d, lr, rho, epsilon, wd=0.0):
 
 
 def sgdg2_next_step(h, g, g_probe, beta):
-    """SPEC.md's SGD-G2 step-size rule from the gradient g and the probe's gradient g~
-    (flat float64 arrays): the next step h'."""
+    """SGD-G2's step-size rule (Ayadi & Turinici, arXiv 2002.09304) from the gradient g and
+    the probe's gradient g~ (flat float64 arrays): the next step h'."""
     diff = g - g_probe
     dot, sq = float(diff @ g), float(diff @ diff)
     h_opt = 2 * h * dot / sq if dot > 0 else h

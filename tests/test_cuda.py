@@ -538,16 +538,6 @@ def test_unsupported_layers_and_optimizers_are_named():
 
 # --- the Python side of the GPU path, on a NumPy stand-in (runs everywhere) ----------------
 
-@pytest.fixture
-def standin(monkeypatch):
-    """dlfast._cuda replaced by tests/cuda_standin.py (see its docstring)."""
-    import cuda_standin
-    monkeypatch.setattr(cuda, "_cuda", cuda_standin)
-    monkeypatch.setattr(cuda, "Array", cuda_standin.Array)
-    monkeypatch.setattr(cuda, "_status", (1, ""))
-    return cuda_standin
-
-
 def test_tf32_is_off_by_default_and_takes_only_booleans():
     assert cuda.tf32_enabled() is False
     if cuda._cuda is not None:

@@ -184,7 +184,7 @@ def test_inception_and_vgg_learn_digits_and_the_big_summaries_match_keras(tmp_pa
     r = iv.main(epochs=5, seed=0, out=str(out))
     printed = capsys.readouterr().out
     # keras.applications.VGG16(include_top=True) has 138,357,544 parameters; the course's
-    # AlexNet layer list 62,378,344 (SPEC.md; by hand: 34,944 + 614,656 + 885,120 +
+    # AlexNet layer list 62,378,344 (the course's slides; by hand: 34,944 + 614,656 + 885,120 +
     # 1,327,488 + 884,992 convolution and 37,752,832 + 16,781,312 + 4,097,000 Dense)
     assert r["vgg16_params"] == 138_357_544
     assert r["alexnet_params"] == 62_378_344

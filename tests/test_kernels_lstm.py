@@ -14,7 +14,7 @@ def sigmoid(z):
 
 
 def ref_forward(x, W, R, b, h0=None, c0=None):
-    """SPEC.md's LSTM, step by step, gates stacked i, f, c~, o (Keras): float64.
+    """The LSTM with forget gate, step by step, gates stacked i, f, c~, o (Keras): float64.
     Returns every h and c (N, L, U) and the gates of every step (for ref_backward)."""
     x, W, R = (np.asarray(a, np.float64) for a in (x, W, R))
     n, steps, _ = x.shape

@@ -1,5 +1,5 @@
-"""Layer behaviour from API.md: weights in Keras order and layout (live arrays), grads zero
-after build, backward accumulates, zero_grad, get/set_weights, count_params,
+"""Layer behaviour (the Layer class's contract): weights in Keras order and layout (live
+arrays), grads zero after build, backward accumulates, zero_grad, get/set_weights, count_params,
 compute_output_shape, idempotent build, Glorot-uniform kernels and zero biases, manual_seed."""
 
 import numpy as np

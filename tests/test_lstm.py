@@ -82,7 +82,7 @@ def test_backward_matches_reference_and_adds_into_grads(return_sequences):
     np.testing.assert_allclose(dx, rx, rtol=1e-10, atol=1e-12)
     for g, r in zip(layer.grads, (rk, rr, rb)):
         np.testing.assert_allclose(g, r, rtol=1e-10, atol=1e-12)
-    layer.backward(dy)  # gradients add up (API.md)
+    layer.backward(dy)  # gradients add up (Layer.backward's contract)
     for g, r in zip(layer.grads, (rk, rr, rb)):
         np.testing.assert_allclose(g, 2 * r, rtol=1e-10, atol=1e-12)
     layer.zero_grad()

@@ -303,16 +303,6 @@ def test_save_load_resumes_to_the_bit(name, dtype, tmp_path, rng):
 
 # --- the GPU path, on the NumPy stand-in of dlfast._cuda (runs everywhere) ----------------
 
-@pytest.fixture
-def standin(monkeypatch):
-    """dlfast._cuda replaced by tests/cuda_standin.py (see its docstring)."""
-    import cuda_standin
-    monkeypatch.setattr(cuda, "_cuda", cuda_standin)
-    monkeypatch.setattr(cuda, "Array", cuda_standin.Array)
-    monkeypatch.setattr(cuda, "_status", (1, ""))
-    return cuda_standin
-
-
 def _pair(optimizer):
     dlfast.manual_seed(5)
     models = [dlfast.Sequential([Input((12,)), Dense(16, activation="relu"),

@@ -432,15 +432,6 @@ def test_configs_are_kerass_names():
 
 # --- the GPU path (NumPy stand-in of dlfast._cuda) ----------------------------------------
 
-@pytest.fixture
-def standin(monkeypatch):
-    import cuda_standin
-    monkeypatch.setattr(cuda, "_cuda", cuda_standin)
-    monkeypatch.setattr(cuda, "Array", cuda_standin.Array)
-    monkeypatch.setattr(cuda, "_status", (1, ""))
-    return cuda_standin
-
-
 @pytest.mark.parametrize("make,name", [
     (lambda: Dense(3, activation="leaky_relu", name="lk"), r"layer 'lk' \(Dense\) uses the "
                                                            r"activation leaky_relu"),

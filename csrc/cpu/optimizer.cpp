@@ -151,7 +151,7 @@ void adadelta_update(T* w, T* acc_grad, T* acc_delta, const T* g, int64_t n, dou
   });
 }
 
-// --- SGD-G2 (SPEC.md): probe, inner products, step -----------------------------------------
+// --- SGD-G2 (arXiv 2002.09304): probe, inner products, step ---------------------------------
 
 namespace {
 

@@ -1,5 +1,5 @@
 """dlfast: hand-written C++ kernels under a Keras-style API, for fast training of small and
-medium networks on the CPU. See README.md; the public surface is in API.md."""
+medium networks on the CPU. See README.md; the public surface is __all__ below."""
 
 import os as _os
 import warnings as _warnings

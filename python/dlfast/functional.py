@@ -17,11 +17,14 @@ from .layers.base import Layer
 from .layers.core import Input
 from .layers.symbolic import SymbolicTensor, as_symbolic
 from .models import Model
-from . import saving
+from . import registry, saving
 
 
 class Functional(Model):
     """A model over a graph of layer calls, from one Input to one output tensor."""
+
+    def _device_walk(self):
+        return type(self)
 
     def __init__(self, inputs, outputs, name=None):
         source, target = _single(inputs, "inputs"), _single(outputs, "outputs")
@@ -170,3 +173,7 @@ def _ordered_calls(source, target):
         stack.append((t, True))
         stack.extend((i, False) for i in reversed(t.inputs))
     return order
+
+
+registry.register(Functional)
+registry.register(Functional, "Model")  # Keras files name a functional model "Functional"/"Model"

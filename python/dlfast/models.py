@@ -16,11 +16,11 @@ import textwrap
 import numpy as np
 
 from . import _core, _random, callbacks as callbacks_module, losses as losses_module
-from . import metrics as metrics_module, optimizers as optimizers_module, saving
+from . import metrics as metrics_module, optimizers as optimizers_module, registry, saving
 from ._progress import EpochProgress
 from .layers.base import Layer, normalize_shape, positive_int, to_array, trainable_version
 from .layers.core import Activation, Dense, Input
-from .ops import LOSSES, labels_array, matching_target_shape
+from .ops import LINEAR, LOSSES, labels_array, matching_target_shape
 from .saving import load_model  # noqa: F401  (dlfast.models.load_model, as in Keras)
 
 class Model(Layer):
@@ -33,9 +33,8 @@ class Model(Layer):
     ``_output_layer()``."""
 
     def __new__(cls, *args, **kwargs):
-        if cls is Model:
-            from .functional import Functional
-            cls = Functional
+        if cls is Model:  # Model(inputs, outputs): dlfast.functional registered it as "Model"
+            cls = registry.classes()["Model"]
         return super().__new__(cls)
 
     def __init__(self, name=None, dtype=None):
@@ -150,6 +149,12 @@ class Model(Layer):
         for layer in self._leaf_layers():
             layer.zero_grad()
 
+    def _device_walk(self):
+        """The class whose call_forward / call_backward walk this model's layers, which
+        model.to('cuda') runs over the layers' device twins; None: this kind of model does not
+        run on the GPU."""
+        return None
+
     def to(self, device):
         """Move the weights and optimizer state to 'cuda' (train, evaluate and predict then
         run on the GPU, NumPy in and out) or back to 'cpu'. Returns the model."""
@@ -183,7 +188,7 @@ class Model(Layer):
     def _head_forward(self, x, training):
         """Forward to the loss's input: logits when fused, else the model's output."""
         if self._fused_head():
-            return self.call_forward(x, training, act=0)
+            return self.call_forward(x, training, act=LINEAR)
         return self.call_forward(x, training)
 
     def _prepare_y(self, y, n, what="y"):
@@ -242,9 +247,9 @@ class Model(Layer):
 
     def _reevaluation(self, forward_backward, replay):
         """forward_backward() again, as a second evaluation of the SAME stochastic objective
-        (SGD-G2's probe, SPEC.md: "on the same mini-batch"): the random generators are put
-        back where they stood before the step's own forward, so every Dropout draws the same
-        mask; and afterwards the non-trainable weights (BatchNormalization's moving
+        (SGD-G2's probe, Ayadi & Turinici: "on the same mini-batch"): the random generators are
+        put back where they stood before the step's own forward, so every Dropout draws the
+        same mask; and afterwards the non-trainable weights (BatchNormalization's moving
         statistics) and the generators are put back as the step's forward left them, so a
         step moves the moving statistics once, whatever the optimizer. Returns the loss."""
         state = self.non_trainable_weights
@@ -484,8 +489,14 @@ class Model(Layer):
         saving.load_weights(self, filepath)
 
 
+registry.register_model_base(Model)
+
+
 class Sequential(Model):
     """A stack of layers, each feeding the next."""
+
+    def _device_walk(self):
+        return Sequential  # a subclass's own call_forward is not run on the device
 
     def __init__(self, layers=None, name=None, dtype=None):
         super().__init__(name=name, dtype=dtype)
@@ -597,3 +608,6 @@ def _human_bytes(n):
         if n < 1024 or unit == "GB":
             return f"{n:.2f} {unit}" if unit != "B" else f"{n:.2f} B"
         n /= 1024.0
+
+
+registry.register(Sequential)

@@ -36,7 +36,7 @@ import safetensors.numpy
 from safetensors import SafetensorError, safe_open
 
 from . import _core, losses as losses_module, metrics as metrics_module
-from . import optimizers as optimizers_module
+from . import optimizers as optimizers_module, registry
 
 FORMAT = "dlfast"
 FORMAT_VERSION = 2
@@ -53,27 +53,18 @@ def serialize(obj):
 def deserialize(entry, custom_objects=None):
     """The layer (or model) that ``serialize`` described: its class from dlfast's layers and
     models, or from custom_objects (which win), rebuilt with ``cls.from_config(config)``."""
-    from .models import Model
-    cls, config = _lookup(entry, _layer_classes(), custom_objects, "layer")
+    cls, config = _lookup(entry, registry.classes(), custom_objects, "layer")
     for key, value in config.items():  # a user's initializer, saved by its name
         if key.endswith("_initializer") and isinstance(value, str) and value in (
                 custom_objects or {}):
             config[key] = custom_objects[value]
     try:
-        if issubclass(cls, Model):
+        if registry.is_model_class(cls):
             return cls.from_config(config, custom_objects)
         return cls.from_config(config)
     except (TypeError, ValueError) as e:
         raise ValueError(f"cannot rebuild layer {entry['class_name']} "
                          f"'{config.get('name')}': {e}") from e
-
-
-def _layer_classes():
-    from . import functional, layers, models
-    classes = _classes_in(layers, layers.Layer)
-    classes.update(Sequential=models.Sequential, Functional=functional.Functional,
-                   Model=functional.Functional)
-    return classes
 
 
 def _classes_in(module, base, keep_base=False):

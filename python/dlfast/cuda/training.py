@@ -16,17 +16,15 @@ to('cpu')."""
 
 import numpy as np
 
-from ..functional import Functional
 from ..layers.base import trainable_version
 from ..layers.conv import Conv2D
 from ..layers.core import Activation, Dense, Flatten, Input
 from ..layers.merge import Add
 from ..layers.pooling import AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D
 from ..layers.recurrent import LSTM
-from ..models import Sequential
-from ..ops import LEAKY_RELU, LOSSES
+from ..ops import LEAKY_RELU, LINEAR, LOSSES
 from ..optimizers import SGD, Adam, AdamW
-from . import ops as device_ops
+from . import _device, ops as device_ops
 
 
 def _device_slots(opt):
@@ -55,8 +53,7 @@ def _rows(a):
 
 
 def _ext():
-    from . import _cuda
-    return _cuda
+    return _device.ext
 
 
 class _Buffers:
@@ -260,7 +257,8 @@ class DeviceRunner:
     """The device side of one model (see the module docstring)."""
 
     def __init__(self, model):
-        if not isinstance(model, (Sequential, Functional)):
+        walk = model._device_walk()
+        if walk is None:
             raise NotImplementedError(f"model.to('cuda'): only Sequential and functional models "
                                       f"run on the GPU, got {type(model).__name__}")
         if model.dtype != np.float32:
@@ -299,8 +297,8 @@ class DeviceRunner:
             twin[layer] = _device_layer(layer, weights, grads)
             self.layers.append(twin[layer])
         # The model's own walk over its layers, run on the twins (see forward / backward).
-        self._walk = type(model) if isinstance(model, Functional) else Sequential
-        if isinstance(model, Functional):
+        self._walk = walk
+        if hasattr(model, "_steps"):  # a functional model's graph
             self._steps = [(twin[layer], ins, out) for layer, ins, out in model._steps]
         self.grad_sums = _Buffers()
         self.slots = {}  # slot name -> its device array, for self.optimizer
@@ -386,7 +384,7 @@ class DeviceRunner:
 
     def _head(self, x, training):
         model = self.model
-        return self.forward(x, training, act=0) if model._fused_head() else \
+        return self.forward(x, training, act=LINEAR) if model._fused_head() else \
             self.forward(x, training)
 
     def _targets(self, y):
@@ -480,8 +478,7 @@ def move(model, device):
             model._cuda = None
         model.device = "cpu"
         return model
-    from . import _require
-    _require("Model.to")
+    _device.require("Model.to")
     if model._cuda is None:
         model._ensure_built()
         model._cuda = DeviceRunner(model)

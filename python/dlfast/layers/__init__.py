@@ -19,3 +19,10 @@ __all__ = ["Layer", "Input", "Dense", "Activation", "ReLU", "Flatten", "Conv2D",
            "BatchNormalization", "Add", "SymbolicTensor"]
 __all__ += ["UpSampling2D", "ZeroPadding2D", "Reshape", "Concatenate", "LeakyReLU"]
 __all__ += ["Conv2DTranspose"]
+
+# Every layer class above may be named in a model file (dlfast.saving reads the registry).
+from .. import registry as _registry  # noqa: E402
+
+for _name, _obj in list(globals().items()):
+    if isinstance(_obj, type) and issubclass(_obj, Layer) and _obj is not Layer:
+        _registry.register(_obj, _name)

@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from .. import _core, initializers, regularizers
-from ..ops import LEAKY_RELU_SLOPE, activation_code, split_activation
+from ..ops import LEAKY_RELU_SLOPE, LINEAR, activation_code, split_activation
 from .base import Layer, normalize_shape, positive_int
 from .symbolic import SymbolicTensor
 
@@ -139,7 +139,7 @@ class Dense(KernelLayer):
 
     def forward_logits(self, x, training=False):
         """Forward without the activation (the model fuses softmax/sigmoid into the loss)."""
-        return self.call_forward(self.check_input(x), training, act=0)
+        return self.call_forward(self.check_input(x), training, act=LINEAR)
 
     def call_backward(self, dy, need_dx=True, accumulate=True):
         if self._cache is None:
@@ -180,7 +180,7 @@ class Activation(Layer):
         return y
 
     def forward_logits(self, x, training=False):
-        return self.call_forward(self.check_input(x), training, act=0)
+        return self.call_forward(self.check_input(x), training, act=LINEAR)
 
     def call_backward(self, dy, need_dx=True, accumulate=True):
         if self._cache is None:

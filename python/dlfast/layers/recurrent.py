@@ -8,9 +8,9 @@ from .symbolic import as_symbolic
 
 
 class LSTM(Layer):
-    """The course's LSTM with forget gate (SPEC.md), Keras's layout: kernel (features, 4*units),
-    recurrent_kernel (units, 4*units), bias (4*units,), gates i, f, c~, o; h0 = c0 = 0 unless
-    ``initial_state=[h0, c0]`` is given to ``forward``.
+    """The course's LSTM with forget gate (Gers, Schmidhuber & Cummins 2000), Keras's layout:
+    kernel (features, 4*units), recurrent_kernel (units, 4*units), bias (4*units,), gates
+    i, f, c~, o; h0 = c0 = 0 unless ``initial_state=[h0, c0]`` is given to ``forward``.
 
     Output: the last h (batch, units), or every h (batch, time, units) with return_sequences;
     with return_state, the list ``[output, h, c]``, and ``backward`` then takes the matching

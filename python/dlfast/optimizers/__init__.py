@@ -267,8 +267,8 @@ class Adadelta(Optimizer):
 
 
 class SGDG2(Optimizer):
-    """SGD-G2, the adaptive-step SGD of Ayadi & Turinici (arXiv 2002.09304), as SPEC.md gives
-    it. With g the batch gradient at theta and h the current step (``step_size``; starts at
+    """SGD-G2, the adaptive-step SGD of Ayadi & Turinici (arXiv 2002.09304), as the paper
+    gives it. With g the batch gradient at theta and h the current step (``step_size``; starts at
     ``learning_rate``): probe ``g~ = grad f(theta - h g)`` on the same batch; if
     ``<g - g~, g> > 0``, ``h_opt = 2 h <g - g~, g> / |g - g~|^2`` (g - g~ = h H g on a
     quadratic with Hessian H: a curvature estimate along g, no Hessian needed), else
@@ -308,7 +308,7 @@ class SGDG2(Optimizer):
         self.step_size = self.learning_rate
 
     def next_step_size(self, h, dot, sq):
-        """The step after h, given <g - g~, g> (dot) and |g - g~|^2 (sq): SPEC.md's rule."""
+        """The step after h, given <g - g~, g> (dot) and |g - g~|^2 (sq): the paper's rule."""
         beta = self.beta
         if not (math.isfinite(dot) and math.isfinite(sq)):
             return (1.0 - beta) * h
