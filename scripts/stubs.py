@@ -1,5 +1,6 @@
-"""Regenerate the type stubs of the compiled modules: python/dlfast/_core.pyi (and _cuda.pyi
-when this build has the CUDA module), with pybind11-stubgen (``pip install pybind11-stubgen``).
+"""Regenerate the type stubs of the compiled modules: python/dlfast/_core/__init__.pyi and
+_core/ref.pyi (a stub package: _core has the submodule ref), and _cuda's when this build has
+the CUDA module, with pybind11-stubgen (``pip install pybind11-stubgen``).
 Run after changing a binding: ``python scripts/stubs.py``; tests/test_stubs.py fails while a
 stub and its module disagree."""
 
@@ -24,9 +25,16 @@ def main():
         with tempfile.TemporaryDirectory() as out:
             subprocess.run([sys.executable, "-m", "pybind11_stubgen", f"dlfast.{name}", "-o", out],
                            check=True)
-            shutil.copy(os.path.join(out, "dlfast", f"{name}.pyi"),
-                        os.path.join(PACKAGE, f"{name}.pyi"))
-        print(f"wrote python/dlfast/{name}.pyi")
+            for stub in (f"{name}.pyi", name):  # a module, or a package of stubs
+                made, dest = os.path.join(out, "dlfast", stub), os.path.join(PACKAGE, stub)
+                if os.path.isdir(made):
+                    shutil.rmtree(dest, ignore_errors=True)
+                    shutil.copytree(made, dest)
+                elif os.path.exists(made):
+                    shutil.copy(made, dest)
+                else:
+                    continue
+                print(f"wrote python/dlfast/{stub}")
 
 
 if __name__ == "__main__":

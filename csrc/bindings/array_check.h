@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "bindings/impl.h"
+
 namespace py = pybind11;
 
 namespace dlfast {
@@ -53,19 +55,22 @@ py::object dispatch_float(FloatType t, F&& f) {
   return f(double{});
 }
 
-// Registration of each op family (one file each).
-void bind_gemm(py::module_& m);
-void bind_dense(py::module_& m);
-void bind_activation(py::module_& m);
-void bind_loss(py::module_& m);
-void bind_optimizer(py::module_& m);
-void bind_conv(py::module_& m);
-void bind_pool(py::module_& m);
-void bind_lstm(py::module_& m);
-void bind_batchnorm(py::module_& m);
-void bind_regularizer(py::module_& m);
-void bind_resample(py::module_& m);
-void bind_conv_transpose(py::module_& m);
+// Registration of each op family (one file each), onto `m`: the fast kernels for Impl::fast
+// (dlfast._core), the references for Impl::ref (dlfast._core.ref, see bind_ref.cpp).
+template <Impl I> void bind_gemm(py::module_& m);
+template <Impl I> void bind_dense(py::module_& m);
+template <Impl I> void bind_activation(py::module_& m);
+template <Impl I> void bind_loss(py::module_& m);
+template <Impl I> void bind_optimizer(py::module_& m);
+template <Impl I> void bind_conv(py::module_& m);
+template <Impl I> void bind_pool(py::module_& m);
+template <Impl I> void bind_lstm(py::module_& m);
+template <Impl I> void bind_batchnorm(py::module_& m);
+template <Impl I> void bind_regularizer(py::module_& m);
+template <Impl I> void bind_resample(py::module_& m);
+template <Impl I> void bind_conv_transpose(py::module_& m);
+// dlfast._core.ref: every family above again, on the reference kernels.
+void bind_ref(py::module_& m);
 
 }  // namespace bind
 }  // namespace dlfast

@@ -29,6 +29,7 @@ void rows_cols(const Array<T>& a, int64_t* R, int64_t* C) {
   *R = *C > 0 ? a.size / *C : 0;
 }
 
+template <Impl I>
 py::object activation_forward(py::handle x_obj, int act_code, double slope) {
   const char* fn = "activation_forward";
   const Activation act = elementwise_activation_arg(act_code, slope, fn);
@@ -41,12 +42,13 @@ py::object activation_forward(py::handle x_obj, int act_code, double slope) {
     T* yp = y.mutable_data();
     {
       py::gil_scoped_release nogil;
-      kernels<T>().activation_forward(yp, x.data, R, C, act, slope);
+      table<T>(I).activation_forward(yp, x.data, R, C, act, slope);
     }
     return std::move(y);
   });
 }
 
+template <Impl I>
 py::object activation_backward(py::handle dy_obj, py::handle y_obj, int act_code,
                                double slope) {
   const char* fn = "activation_backward";
@@ -64,7 +66,7 @@ py::object activation_backward(py::handle dy_obj, py::handle y_obj, int act_code
     T* dxp = dx.mutable_data();
     {
       py::gil_scoped_release nogil;
-      kernels<T>().activation_backward(dxp, dy.data, y.data, R, C, act, slope);
+      table<T>(I).activation_backward(dxp, dy.data, y.data, R, C, act, slope);
     }
     return std::move(dx);
   });
@@ -72,16 +74,20 @@ py::object activation_backward(py::handle dy_obj, py::handle y_obj, int act_code
 
 }  // namespace
 
+template <Impl I>
 void bind_activation(py::module_& m) {
-  m.def("activation_forward", &activation_forward, py::arg("x"), py::arg("activation"),
+  m.def("activation_forward", &activation_forward<I>, py::arg("x"), py::arg("activation"),
         py::arg("negative_slope") = 0.2,
         "y = act(x); activation is a code 0..5 (softmax over the last axis; 5 is leaky_relu, "
         "x > 0 ? x : negative_slope * x, Keras's default slope 0.2).");
-  m.def("activation_backward", &activation_backward, py::arg("dy"), py::arg("y"),
+  m.def("activation_backward", &activation_backward<I>, py::arg("dy"), py::arg("y"),
         py::arg("activation"), py::arg("negative_slope") = 0.2,
         "dx = dy * act'(y), from the forward output y (leaky_relu: dy * (y > 0 ? 1 : "
         "negative_slope)).");
 }
+
+template void bind_activation<Impl::fast>(py::module_& m);
+template void bind_activation<Impl::ref>(py::module_& m);
 
 }  // namespace bind
 }  // namespace dlfast

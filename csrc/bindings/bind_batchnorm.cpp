@@ -33,6 +33,7 @@ void rows_channels(const Array<T>& x, const char* fn, int64_t& R, int64_t& C) {
   R = x.size / C;
 }
 
+template <Impl I>
 py::object batchnorm_forward(py::handle x_obj, py::handle gamma_obj, py::handle beta_obj,
                              py::handle mm_obj, py::handle mv_obj, double momentum,
                              double epsilon, bool training) {
@@ -64,13 +65,14 @@ py::object batchnorm_forward(py::handle x_obj, py::handle gamma_obj, py::handle 
     T* isp = inv_std.mutable_data();
     {
       py::gil_scoped_release nogil;
-      kernels<T>().batchnorm_forward(yp, meanp, isp, mm, mv, x.data, gamma, beta, R, C,
+      table<T>(I).batchnorm_forward(yp, meanp, isp, mm, mv, x.data, gamma, beta, R, C,
                                      momentum, epsilon, training);
     }
     return py::make_tuple(std::move(y), std::move(mean), std::move(inv_std));
   });
 }
 
+template <Impl I>
 py::object batchnorm_backward(py::handle dy_obj, py::handle x_obj, py::handle gamma_obj,
                               py::handle mean_obj, py::handle inv_std_obj, bool training,
                               py::handle dgamma_obj, py::handle dbeta_obj, bool need_dx,
@@ -99,7 +101,7 @@ py::object batchnorm_backward(py::handle dy_obj, py::handle x_obj, py::handle ga
     }
     {
       py::gil_scoped_release nogil;
-      kernels<T>().batchnorm_backward(dx, dgamma, dbeta, dy.data, x.data, gamma, mean, inv_std,
+      table<T>(I).batchnorm_backward(dx, dgamma, dbeta, dy.data, x.data, gamma, mean, inv_std,
                                       R, C, training, accumulate);
     }
     return result;
@@ -108,20 +110,24 @@ py::object batchnorm_backward(py::handle dy_obj, py::handle x_obj, py::handle ga
 
 }  // namespace
 
+template <Impl I>
 void bind_batchnorm(py::module_& m) {
-  m.def("batchnorm_forward", &batchnorm_forward, py::arg("x"), py::arg("gamma"),
+  m.def("batchnorm_forward", &batchnorm_forward<I>, py::arg("x"), py::arg("gamma"),
         py::arg("beta"), py::arg("moving_mean"), py::arg("moving_variance"),
         py::arg("momentum"), py::arg("epsilon"), py::arg("training"),
         "Batch normalization over x's last axis; returns (y, mean, inv_std). Training uses the "
         "batch statistics and updates moving_mean/moving_variance in place; inference uses "
         "them. gamma/beta may be None.");
-  m.def("batchnorm_backward", &batchnorm_backward, py::arg("dy"), py::arg("x"),
+  m.def("batchnorm_backward", &batchnorm_backward<I>, py::arg("dy"), py::arg("x"),
         py::arg("gamma"), py::arg("mean"), py::arg("inv_std"), py::arg("training"),
         py::arg("dgamma"), py::arg("dbeta"), py::arg("need_dx") = true,
         py::arg("accumulate") = true,
         "Adds (or writes, accumulate=False) dgamma and dbeta (either may be None); returns dx "
         "(through the batch statistics when training), or None when need_dx is False.");
 }
+
+template void bind_batchnorm<Impl::fast>(py::module_& m);
+template void bind_batchnorm<Impl::ref>(py::module_& m);
 
 }  // namespace bind
 }  // namespace dlfast

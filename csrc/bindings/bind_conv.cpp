@@ -96,6 +96,7 @@ void expect_output_shape(const char* fn, const char* name, const Array<T>& a,
                           shape_string(want) + " (N, P, Q, K), got " + shape_string(a.shape));
 }
 
+template <Impl I>
 py::object conv2d_forward(py::handle x_obj, py::handle w_obj, py::handle b_obj, Pair strides,
                           std::string padding, Pair dilation, int act_code) {
   const char* fn = "conv2d_forward";
@@ -114,12 +115,13 @@ py::object conv2d_forward(py::handle x_obj, py::handle w_obj, py::handle b_obj, 
     T* yp = y.mutable_data();
     {
       py::gil_scoped_release nogil;
-      kernels<T>().conv2d_forward(yp, a.x.data, a.w.data, b, s, act);
+      table<T>(I).conv2d_forward(yp, a.x.data, a.w.data, b, s, act);
     }
     return std::move(y);
   });
 }
 
+template <Impl I>
 py::object conv2d_backward(py::handle dy_obj, py::handle x_obj, py::handle w_obj,
                            py::handle y_obj, Pair strides, std::string padding, Pair dilation,
                            int act_code, py::handle dw_obj, py::handle db_obj, bool need_dx,
@@ -160,7 +162,7 @@ py::object conv2d_backward(py::handle dy_obj, py::handle x_obj, py::handle w_obj
     }
     {
       py::gil_scoped_release nogil;
-      kernels<T>().conv2d_backward(dx, dw.data, db, dy.data, a.x.data, a.w.data, y, s, act,
+      table<T>(I).conv2d_backward(dx, dw.data, db, dy.data, a.x.data, a.w.data, y, s, act,
                                    accumulate);
     }
     return result;
@@ -169,8 +171,10 @@ py::object conv2d_backward(py::handle dy_obj, py::handle x_obj, py::handle w_obj
 
 }  // namespace
 
+template <Impl I>
 void bind_conv(py::module_& m) {
-  m.def(
+  if constexpr (I == Impl::fast)  // geometry, not a kernel: on dlfast._core only
+    m.def(
       "window_axis",
       [](int64_t n, int64_t k, int64_t stride, int64_t dilation, const std::string& padding)
           -> py::object {
@@ -186,12 +190,12 @@ void bind_conv(py::module_& m) {
       py::arg("n"), py::arg("k"), py::arg("stride"), py::arg("dilation"), py::arg("padding"),
       "(output length, padding before) of a sliding window along one axis, TensorFlow's "
       "arithmetic; None when a 'valid' window does not fit.");
-  m.def("conv2d_forward", &conv2d_forward, py::arg("x"), py::arg("kernel"), py::arg("bias"),
+  m.def("conv2d_forward", &conv2d_forward<I>, py::arg("x"), py::arg("kernel"), py::arg("bias"),
         py::arg("strides"), py::arg("padding"), py::arg("dilation"), py::arg("activation"),
         "y = act(conv2d(x, kernel) + bias): x (N, H, W, C), kernel (R, S, C, K), bias (K,) or "
         "None, strides and dilation (h, w), padding 'valid' or 'same' (TensorFlow's), "
         "activation a code 0..4 -> y (N, P, Q, K).");
-  m.def("conv2d_backward", &conv2d_backward, py::arg("dy"), py::arg("x"), py::arg("kernel"),
+  m.def("conv2d_backward", &conv2d_backward<I>, py::arg("dy"), py::arg("x"), py::arg("kernel"),
         py::arg("y"), py::arg("strides"), py::arg("padding"), py::arg("dilation"),
         py::arg("activation"), py::arg("dkernel"), py::arg("dbias"), py::arg("need_dx") = true,
         py::arg("accumulate") = true,
@@ -199,6 +203,9 @@ void bind_conv(py::module_& m) {
         "accumulate is False), with dz = dy * act'(y); returns dx (N, H, W, C), or None when "
         "need_dx is False.");
 }
+
+template void bind_conv<Impl::fast>(py::module_& m);
+template void bind_conv<Impl::ref>(py::module_& m);
 
 }  // namespace bind
 }  // namespace dlfast

@@ -98,6 +98,7 @@ void expect_output_shape(const char* fn, const char* name, const Array<T>& a,
                           shape_string(a.shape));
 }
 
+template <Impl I>
 py::object conv2d_transpose_forward(py::handle x_obj, py::handle w_obj, py::handle b_obj,
                                     Pair strides, std::string padding,
                                     std::optional<Pair> output_padding, Pair dilation,
@@ -119,12 +120,13 @@ py::object conv2d_transpose_forward(py::handle x_obj, py::handle w_obj, py::hand
     T* yp = y.mutable_data();
     {
       py::gil_scoped_release nogil;
-      kernels<T>().conv2d_transpose_forward(yp, a.x.data, a.w.data, b, s, act);
+      table<T>(I).conv2d_transpose_forward(yp, a.x.data, a.w.data, b, s, act);
     }
     return std::move(y);
   });
 }
 
+template <Impl I>
 py::object conv2d_transpose_backward(py::handle dy_obj, py::handle x_obj, py::handle w_obj,
                                      py::handle y_obj, Pair strides, std::string padding,
                                      std::optional<Pair> output_padding, Pair dilation,
@@ -167,7 +169,7 @@ py::object conv2d_transpose_backward(py::handle dy_obj, py::handle x_obj, py::ha
     }
     {
       py::gil_scoped_release nogil;
-      kernels<T>().conv2d_transpose_backward(dx, dw.data, db, dy.data, a.x.data, a.w.data, y,
+      table<T>(I).conv2d_transpose_backward(dx, dw.data, db, dy.data, a.x.data, a.w.data, y,
                                              s, act, accumulate);
     }
     return result;
@@ -176,15 +178,16 @@ py::object conv2d_transpose_backward(py::handle dy_obj, py::handle x_obj, py::ha
 
 }  // namespace
 
+template <Impl I>
 void bind_conv_transpose(py::module_& m) {
-  m.def("conv2d_transpose_forward", &conv2d_transpose_forward, py::arg("x"), py::arg("kernel"),
+  m.def("conv2d_transpose_forward", &conv2d_transpose_forward<I>, py::arg("x"), py::arg("kernel"),
         py::arg("bias"), py::arg("strides"), py::arg("padding"), py::arg("output_padding"),
         py::arg("dilation"), py::arg("activation"),
         "y = act(conv2d_transpose(x, kernel) + bias): x (N, h, w, Cin), kernel (kh, kw, F, "
         "Cin), bias (F,) or None, strides and dilation (h, w), padding 'valid' or 'same', "
         "output_padding (h, w) or None (Keras 3's output size), activation a code 0..4 -> "
         "y (N, H, W, F).");
-  m.def("conv2d_transpose_backward", &conv2d_transpose_backward, py::arg("dy"), py::arg("x"),
+  m.def("conv2d_transpose_backward", &conv2d_transpose_backward<I>, py::arg("dy"), py::arg("x"),
         py::arg("kernel"), py::arg("y"), py::arg("strides"), py::arg("padding"),
         py::arg("output_padding"), py::arg("dilation"), py::arg("activation"),
         py::arg("dkernel"), py::arg("dbias"), py::arg("need_dx") = true,
@@ -193,6 +196,9 @@ void bind_conv_transpose(py::module_& m) {
         "accumulate is False), with dz = dy * act'(y); returns dx (N, h, w, Cin), or None when "
         "need_dx is False.");
 }
+
+template void bind_conv_transpose<Impl::fast>(py::module_& m);
+template void bind_conv_transpose<Impl::ref>(py::module_& m);
 
 }  // namespace bind
 }  // namespace dlfast

@@ -22,6 +22,7 @@ Activation activation_arg(int code, const char* fn) {
 
 namespace {
 
+template <Impl I>
 py::object dense_forward(py::handle x_obj, py::handle w_obj, py::handle b_obj, int act_code) {
   const char* fn = "dense_forward";
   const Activation act = activation_arg(act_code, fn);
@@ -45,12 +46,13 @@ py::object dense_forward(py::handle x_obj, py::handle w_obj, py::handle b_obj, i
     T* yp = y.mutable_data();
     {
       py::gil_scoped_release nogil;
-      kernels<T>().dense_forward(yp, x.data, w.data, b, N, D, U, act);
+      table<T>(I).dense_forward(yp, x.data, w.data, b, N, D, U, act);
     }
     return std::move(y);
   });
 }
 
+template <Impl I>
 py::object dense_backward(py::handle dy_obj, py::handle x_obj, py::handle w_obj, py::handle y_obj,
                           int act_code, py::handle dw_obj, py::handle db_obj, bool need_dx,
                           bool accumulate) {
@@ -92,7 +94,7 @@ py::object dense_backward(py::handle dy_obj, py::handle x_obj, py::handle w_obj,
     }
     {
       py::gil_scoped_release nogil;
-      kernels<T>().dense_backward(dx, dw.data, db, dy.data, x.data, w.data, y, N, D, U, act,
+      table<T>(I).dense_backward(dx, dw.data, db, dy.data, x.data, w.data, y, N, D, U, act,
                                   accumulate);
     }
     return result;
@@ -101,16 +103,20 @@ py::object dense_backward(py::handle dy_obj, py::handle x_obj, py::handle w_obj,
 
 }  // namespace
 
+template <Impl I>
 void bind_dense(py::module_& m) {
-  m.def("dense_forward", &dense_forward, py::arg("x"), py::arg("kernel"), py::arg("bias"),
+  m.def("dense_forward", &dense_forward<I>, py::arg("x"), py::arg("kernel"), py::arg("bias"),
         py::arg("activation"), "y = act(x @ kernel + bias); activation is a code 0..4.");
-  m.def("dense_backward", &dense_backward, py::arg("dy"), py::arg("x"), py::arg("kernel"),
+  m.def("dense_backward", &dense_backward<I>, py::arg("dy"), py::arg("x"), py::arg("kernel"),
         py::arg("y"), py::arg("activation"), py::arg("dkernel"), py::arg("dbias"),
         py::arg("need_dx") = true, py::arg("accumulate") = true,
         "Adds x.T @ dz into dkernel and colsum(dz) into dbias (dz = dy * act'(y)), or writes "
         "them when accumulate is False; returns dx = dz @ kernel.T, or None when need_dx is "
         "False.");
 }
+
+template void bind_dense<Impl::fast>(py::module_& m);
+template void bind_dense<Impl::ref>(py::module_& m);
 
 }  // namespace bind
 }  // namespace dlfast

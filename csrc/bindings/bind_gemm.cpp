@@ -1,7 +1,6 @@
 // dlfast._core.gemm / reference_gemm: C = op(a) . op(b) (+ bias, ReLU), new or into `out`.
 #include "bindings/array_check.h"
 #include "common/dispatch.h"
-#include "ref/gemm_ref.h"
 
 namespace dlfast {
 namespace bind {
@@ -14,7 +13,7 @@ bool overlaps(const Array<T>& x, const Array<T>& y) {
 
 py::object gemm_binding(const char* fn, py::handle a_obj, py::handle b_obj, bool trans_a,
                         bool trans_b, py::handle bias_obj, bool relu, py::handle out_obj,
-                        bool accumulate, bool reference) {
+                        bool accumulate, Impl impl) {
   return dispatch_float(float_type(a_obj, fn, "a"), [&](auto tag) -> py::object {
     using T = decltype(tag);
     auto a = array_arg<T>(a_obj, fn, "a", 2);
@@ -52,9 +51,8 @@ py::object gemm_binding(const char* fn, py::handle a_obj, py::handle b_obj, bool
     }
     {
       py::gil_scoped_release nogil;
-      auto f = reference ? &ref::gemm<T> : kernels<T>().gemm;
-      f(c.data, a.data, b.data, bias, M, N, K, a.dim(1), b.dim(1), N, trans_a, trans_b,
-        accumulate, relu);
+      table<T>(impl).gemm(c.data, a.data, b.data, bias, M, N, K, a.dim(1), b.dim(1), N, trans_a,
+                          trans_b, accumulate, relu);
     }
     return result;
   });
@@ -62,6 +60,7 @@ py::object gemm_binding(const char* fn, py::handle a_obj, py::handle b_obj, bool
 
 }  // namespace
 
+template <Impl I>
 void bind_gemm(py::module_& m) {
   const char* doc =
       "C = op(a) @ op(b) (+ bias per row, then ReLU when relu=True), written into a new array or "
@@ -69,20 +68,25 @@ void bind_gemm(py::module_& m) {
   m.def(
       "gemm",
       [](py::handle a, py::handle b, bool ta, bool tb, py::handle bias, bool relu, py::handle out,
-         bool acc) { return gemm_binding("gemm", a, b, ta, tb, bias, relu, out, acc, false); },
+         bool acc) { return gemm_binding("gemm", a, b, ta, tb, bias, relu, out, acc, I); },
       py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
       py::arg("bias") = py::none(), py::arg("relu") = false, py::arg("out") = py::none(),
       py::arg("accumulate") = false, doc);
+  if (I == Impl::ref) return;
+  // The reference's first name, kept beside dlfast._core.ref.gemm.
   m.def(
       "reference_gemm",
       [](py::handle a, py::handle b, bool ta, bool tb, py::handle bias, bool relu, py::handle out,
          bool acc) {
-        return gemm_binding("reference_gemm", a, b, ta, tb, bias, relu, out, acc, true);
+        return gemm_binding("reference_gemm", a, b, ta, tb, bias, relu, out, acc, Impl::ref);
       },
       py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
       py::arg("bias") = py::none(), py::arg("relu") = false, py::arg("out") = py::none(),
       py::arg("accumulate") = false, "The scalar reference (csrc/ref) of gemm, for tests.");
 }
+
+template void bind_gemm<Impl::fast>(py::module_& m);
+template void bind_gemm<Impl::ref>(py::module_& m);
 
 }  // namespace bind
 }  // namespace dlfast

@@ -9,6 +9,7 @@ namespace dlfast {
 namespace bind {
 namespace {
 
+template <Impl I>
 py::tuple loss_binding(int kind, py::handle true_obj, py::handle pred_obj, bool from_logits,
                        bool want_grad, double delta) {
   const char* fn = "loss";
@@ -66,7 +67,7 @@ py::tuple loss_binding(int kind, py::handle true_obj, py::handle pred_obj, bool 
     double value;
     {
       py::gil_scoped_release nogil;
-      value = kernels<T>().loss_forward_backward(g, pred.data, target, labels, N, C, loss,
+      value = table<T>(I).loss_forward_backward(g, pred.data, target, labels, N, C, loss,
                                                  from_logits, delta);
     }
     return py::make_tuple(value, grad);
@@ -76,13 +77,17 @@ py::tuple loss_binding(int kind, py::handle true_obj, py::handle pred_obj, bool 
 
 }  // namespace
 
+template <Impl I>
 void bind_loss(py::module_& m) {
-  m.def("loss", &loss_binding, py::arg("kind"), py::arg("y_true"), py::arg("y_pred"),
+  m.def("loss", &loss_binding<I>, py::arg("kind"), py::arg("y_true"), py::arg("y_pred"),
         py::arg("from_logits") = false, py::arg("want_grad") = true, py::arg("delta") = 1.0,
         "(mean loss, d loss / d y_pred or None); kind 0..6 = mse, binary, categorical, sparse "
         "categorical cross-entropy, mean absolute error, Huber (threshold delta), KL "
         "divergence.");
 }
+
+template void bind_loss<Impl::fast>(py::module_& m);
+template void bind_loss<Impl::ref>(py::module_& m);
 
 }  // namespace bind
 }  // namespace dlfast

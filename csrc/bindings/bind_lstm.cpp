@@ -60,6 +60,7 @@ const T* sequence_array(const char* fn, const char* name, py::handle obj, const 
   return a.data;
 }
 
+template <Impl I>
 py::object lstm_forward(py::handle x_obj, py::handle w_obj, py::handle r_obj, py::handle b_obj,
                         py::handle h0_obj, py::handle c0_obj) {
   const char* fn = "lstm_forward";
@@ -79,12 +80,13 @@ py::object lstm_forward(py::handle x_obj, py::handle w_obj, py::handle r_obj, py
     T *hp = H.mutable_data(), *cp = C.mutable_data(), *zp = Z.mutable_data();
     {
       py::gil_scoped_release nogil;
-      kernels<T>().lstm_forward(hp, cp, zp, a.x.data, a.w.data, a.r.data, b, a.h0, a.c0, s);
+      table<T>(I).lstm_forward(hp, cp, zp, a.x.data, a.w.data, a.r.data, b, a.h0, a.c0, s);
     }
     return py::make_tuple(std::move(H), std::move(C), std::move(Z));
   });
 }
 
+template <Impl I>
 py::object lstm_backward(py::handle dH_obj, py::handle dhL_obj, py::handle dcL_obj,
                          py::handle x_obj, py::handle w_obj, py::handle r_obj,
                          py::handle h0_obj, py::handle c0_obj, py::handle H_obj,
@@ -134,7 +136,7 @@ py::object lstm_backward(py::handle dH_obj, py::handle dhL_obj, py::handle dcL_o
     }
     {
       py::gil_scoped_release nogil;
-      kernels<T>().lstm_backward(dx, dw.data, dr.data, db, dh0, dc0, dH, dhL, dcL, a.x.data,
+      table<T>(I).lstm_backward(dx, dw.data, dr.data, db, dh0, dc0, dH, dhL, dcL, a.x.data,
                                  a.w.data, a.r.data, a.h0, a.c0, H, C, Z, s, accumulate);
     }
     return py::make_tuple(dx_out, dh0_out, dc0_out);
@@ -143,13 +145,14 @@ py::object lstm_backward(py::handle dH_obj, py::handle dhL_obj, py::handle dcL_o
 
 }  // namespace
 
+template <Impl I>
 void bind_lstm(py::module_& m) {
-  m.def("lstm_forward", &lstm_forward, py::arg("x"), py::arg("kernel"),
+  m.def("lstm_forward", &lstm_forward<I>, py::arg("x"), py::arg("kernel"),
         py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0"), py::arg("c0"),
         "Every step of an LSTM (Keras gate order i, f, c~, o): x (N, L, D), kernel (D, 4U), "
         "recurrent_kernel (U, 4U), bias (4U,) or None, h0 and c0 (N, U) or None (zeros) -> "
         "(H, C, Z): h_t and c_t of every step (N, L, U) and the activated gates (N, L, 4U).");
-  m.def("lstm_backward", &lstm_backward, py::arg("dH"), py::arg("dh_last"), py::arg("dc_last"),
+  m.def("lstm_backward", &lstm_backward<I>, py::arg("dH"), py::arg("dh_last"), py::arg("dc_last"),
         py::arg("x"), py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("h0"),
         py::arg("c0"), py::arg("H"), py::arg("C"), py::arg("Z"), py::arg("dkernel"),
         py::arg("drecurrent_kernel"), py::arg("dbias"), py::arg("need_dx") = true,
@@ -159,6 +162,9 @@ void bind_lstm(py::module_& m) {
         "into dkernel, drecurrent_kernel, dbias; returns (dx or None, dh0 or None, dc0 or "
         "None).");
 }
+
+template void bind_lstm<Impl::fast>(py::module_& m);
+template void bind_lstm<Impl::ref>(py::module_& m);
 
 }  // namespace bind
 }  // namespace dlfast

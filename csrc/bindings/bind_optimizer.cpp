@@ -120,6 +120,7 @@ void check_step(const char* fn, int64_t step) {
                           "got " + std::to_string(step));
 }
 
+template <Impl I>
 void sgd_update(py::list weights, py::handle grads, py::handle velocities, double lr,
                 double momentum, bool nesterov, double weight_decay) {
   const bool use_v = momentum != 0.0;
@@ -130,7 +131,7 @@ void sgd_update(py::list weights, py::handle grads, py::handle velocities, doubl
   const auto params = check_params("sgd_update", weights, grads, states);
   for_each_param(params, [&](auto tag, const ParamArrays& p) {
     using T = decltype(tag);
-    kernels<T>().sgd_update(ptr<T>(p.w), ptr<T>(p.state[0]), cptr<T>(p.g), p.size, T(lr),
+    table<T>(I).sgd_update(ptr<T>(p.w), ptr<T>(p.state[0]), cptr<T>(p.g), p.size, T(lr),
                             T(momentum), nesterov, T(weight_decay));
   });
 }
@@ -147,6 +148,7 @@ void check_moment_args(const char* fn, double lr, double beta_1, double beta_2,
   check_step(fn, step);
 }
 
+template <Impl I>
 void adam_update(py::list weights, py::handle grads, py::handle momentums,
                  py::handle velocities, double lr, double beta_1, double beta_2, double epsilon,
                  double weight_decay, int64_t step) {
@@ -156,11 +158,12 @@ void adam_update(py::list weights, py::handle grads, py::handle momentums,
       check_params(fn, weights, grads, {{"momentums", momentums}, {"velocities", velocities}});
   for_each_param(params, [&](auto tag, const ParamArrays& p) {
     using T = decltype(tag);
-    kernels<T>().adam_update(ptr<T>(p.w), ptr<T>(p.state[0]), ptr<T>(p.state[1]), cptr<T>(p.g),
+    table<T>(I).adam_update(ptr<T>(p.w), ptr<T>(p.state[0]), ptr<T>(p.state[1]), cptr<T>(p.g),
                              p.size, lr, beta_1, beta_2, epsilon, weight_decay, step);
   });
 }
 
+template <Impl I>
 void adamax_update(py::list weights, py::handle grads, py::handle momentums, py::handle norms,
                    double lr, double beta_1, double beta_2, double epsilon, double weight_decay,
                    int64_t step) {
@@ -170,12 +173,13 @@ void adamax_update(py::list weights, py::handle grads, py::handle momentums, py:
       check_params(fn, weights, grads, {{"momentums", momentums}, {"norms", norms}});
   for_each_param(params, [&](auto tag, const ParamArrays& p) {
     using T = decltype(tag);
-    kernels<T>().adamax_update(ptr<T>(p.w), ptr<T>(p.state[0]), ptr<T>(p.state[1]),
+    table<T>(I).adamax_update(ptr<T>(p.w), ptr<T>(p.state[0]), ptr<T>(p.state[1]),
                                cptr<T>(p.g), p.size, lr, beta_1, beta_2, epsilon, weight_decay,
                                step);
   });
 }
 
+template <Impl I>
 void adadelta_update(py::list weights, py::handle grads, py::handle accumulated_grads,
                      py::handle accumulated_delta_vars, double lr, double rho, double epsilon,
                      double weight_decay) {
@@ -189,34 +193,37 @@ void adadelta_update(py::list weights, py::handle grads, py::handle accumulated_
                                     {"accumulated_delta_vars", accumulated_delta_vars}});
   for_each_param(params, [&](auto tag, const ParamArrays& p) {
     using T = decltype(tag);
-    kernels<T>().adadelta_update(ptr<T>(p.w), ptr<T>(p.state[0]), ptr<T>(p.state[1]),
+    table<T>(I).adadelta_update(ptr<T>(p.w), ptr<T>(p.state[0]), ptr<T>(p.state[1]),
                                  cptr<T>(p.g), p.size, lr, rho, epsilon, weight_decay);
   });
 }
 
+template <Impl I>
 void sgdg2_probe(py::list weights, py::handle grads, py::handle saved, double h) {
   const char* fn = "sgdg2_probe";
   check_hyper(fn, "step_size", h, ">= 0");
   const auto params = check_params(fn, weights, grads, {{"saved", saved}});
   for_each_param(params, [&](auto tag, const ParamArrays& p) {
     using T = decltype(tag);
-    kernels<T>().sgdg2_probe(ptr<T>(p.w), ptr<T>(p.state[0]), cptr<T>(p.g), p.size, h);
+    table<T>(I).sgdg2_probe(ptr<T>(p.w), ptr<T>(p.state[0]), cptr<T>(p.g), p.size, h);
   });
 }
 
 // (<g - p, g>, |g - p|^2) over every parameter: `saved` holds g, `grads` the probe's p.
 // The saved arrays play the weights' part in the checks (they are not written).
+template <Impl I>
 py::tuple sgdg2_dots(py::list saved, py::handle grads) {
   const auto params = check_params("sgdg2_dots", saved, grads, {});
   double dot[2] = {0.0, 0.0};
   for_each_param(params, [&](auto tag, const ParamArrays& p) {
     using T = decltype(tag);
-    kernels<T>().sgdg2_dots(dot, cptr<T>(p.w), cptr<T>(p.g), p.size);
+    table<T>(I).sgdg2_dots(dot, cptr<T>(p.w), cptr<T>(p.g), p.size);
   });
   return py::make_tuple(dot[0], dot[1]);
 }
 
 // The step's second half: `saved` plays the gradients' part (read only).
+template <Impl I>
 void sgdg2_step(py::list weights, py::handle saved, double h_probe, double h_new,
                 double weight_decay) {
   const char* fn = "sgdg2_step";
@@ -226,10 +233,11 @@ void sgdg2_step(py::list weights, py::handle saved, double h_probe, double h_new
   const auto params = check_params(fn, weights, saved, {});
   for_each_param(params, [&](auto tag, const ParamArrays& p) {
     using T = decltype(tag);
-    kernels<T>().sgdg2_step(ptr<T>(p.w), cptr<T>(p.g), p.size, h_probe, h_new, weight_decay);
+    table<T>(I).sgdg2_step(ptr<T>(p.w), cptr<T>(p.g), p.size, h_probe, h_new, weight_decay);
   });
 }
 
+template <Impl I>
 void rmsprop_update(py::list weights, py::handle grads, py::handle velocities,
                     py::handle momentums, py::handle average_gradients, double lr, double rho,
                     double momentum, double epsilon, bool centered, double weight_decay) {
@@ -253,11 +261,12 @@ void rmsprop_update(py::list weights, py::handle grads, py::handle velocities,
     using T = decltype(tag);
     T* m = use_m ? ptr<T>(p.state[1]) : nullptr;
     T* a = centered ? ptr<T>(p.state[use_m ? 2 : 1]) : nullptr;
-    kernels<T>().rmsprop_update(ptr<T>(p.w), ptr<T>(p.state[0]), m, a, cptr<T>(p.g), p.size,
+    table<T>(I).rmsprop_update(ptr<T>(p.w), ptr<T>(p.state[0]), m, a, cptr<T>(p.g), p.size,
                                 lr, rho, momentum, epsilon, centered, weight_decay);
   });
 }
 
+template <Impl I>
 void nadam_update(py::list weights, py::handle grads, py::handle momentums,
                   py::handle velocities, double lr, double beta_1, double beta_2,
                   double epsilon, double weight_decay, int64_t step, double u_product) {
@@ -268,7 +277,7 @@ void nadam_update(py::list weights, py::handle grads, py::handle momentums,
       check_params(fn, weights, grads, {{"momentums", momentums}, {"velocities", velocities}});
   for_each_param(params, [&](auto tag, const ParamArrays& p) {
     using T = decltype(tag);
-    kernels<T>().nadam_update(ptr<T>(p.w), ptr<T>(p.state[0]), ptr<T>(p.state[1]),
+    table<T>(I).nadam_update(ptr<T>(p.w), ptr<T>(p.state[0]), ptr<T>(p.state[1]),
                               cptr<T>(p.g), p.size, lr, beta_1, beta_2, epsilon, weight_decay,
                               step, u_product);
   });
@@ -276,43 +285,47 @@ void nadam_update(py::list weights, py::handle grads, py::handle momentums,
 
 }  // namespace
 
+template <Impl I>
 void bind_optimizer(py::module_& m) {
-  m.def("sgd_update", &sgd_update, py::arg("weights"), py::arg("grads"), py::arg("velocities"),
+  m.def("sgd_update", &sgd_update<I>, py::arg("weights"), py::arg("grads"), py::arg("velocities"),
         py::arg("learning_rate"), py::arg("momentum"), py::arg("nesterov"),
         py::arg("weight_decay"),
         "Keras SGD over parallel lists of arrays, in place (velocities used when momentum != 0).");
-  m.def("adam_update", &adam_update, py::arg("weights"), py::arg("grads"), py::arg("momentums"),
+  m.def("adam_update", &adam_update<I>, py::arg("weights"), py::arg("grads"), py::arg("momentums"),
         py::arg("velocities"), py::arg("learning_rate"), py::arg("beta_1"), py::arg("beta_2"),
         py::arg("epsilon"), py::arg("weight_decay"), py::arg("step"),
         "Keras Adam (amsgrad=False) over parallel lists of arrays, in place; step is 1-based.");
-  m.def("adamax_update", &adamax_update, py::arg("weights"), py::arg("grads"),
+  m.def("adamax_update", &adamax_update<I>, py::arg("weights"), py::arg("grads"),
         py::arg("momentums"), py::arg("norms"), py::arg("learning_rate"), py::arg("beta_1"),
         py::arg("beta_2"), py::arg("epsilon"), py::arg("weight_decay"), py::arg("step"),
         "Keras Adamax over parallel lists of arrays, in place; step is 1-based.");
-  m.def("adadelta_update", &adadelta_update, py::arg("weights"), py::arg("grads"),
+  m.def("adadelta_update", &adadelta_update<I>, py::arg("weights"), py::arg("grads"),
         py::arg("accumulated_grads"), py::arg("accumulated_delta_vars"),
         py::arg("learning_rate"), py::arg("rho"), py::arg("epsilon"), py::arg("weight_decay"),
         "Keras Adadelta over parallel lists of arrays, in place.");
-  m.def("sgdg2_probe", &sgdg2_probe, py::arg("weights"), py::arg("grads"), py::arg("saved"),
+  m.def("sgdg2_probe", &sgdg2_probe<I>, py::arg("weights"), py::arg("grads"), py::arg("saved"),
         py::arg("step_size"), "SGD-G2 probe: saved = g; w -= h*g, over parallel lists.");
-  m.def("sgdg2_dots", &sgdg2_dots, py::arg("saved"), py::arg("grads"),
+  m.def("sgdg2_dots", &sgdg2_dots<I>, py::arg("saved"), py::arg("grads"),
         "SGD-G2: (<g - p, g>, |g - p|^2) in double, g the saved gradients, p the probe's.");
-  m.def("sgdg2_step", &sgdg2_step, py::arg("weights"), py::arg("saved"), py::arg("h_probe"),
+  m.def("sgdg2_step", &sgdg2_step<I>, py::arg("weights"), py::arg("saved"), py::arg("h_probe"),
         py::arg("h_new"), py::arg("weight_decay"),
         "SGD-G2 step from the probe point: w = (w + h_probe*g)(1 - h_new*wd) - h_new*g.");
-  m.def("rmsprop_update", &rmsprop_update, py::arg("weights"), py::arg("grads"),
+  m.def("rmsprop_update", &rmsprop_update<I>, py::arg("weights"), py::arg("grads"),
         py::arg("velocities"), py::arg("momentums"), py::arg("average_gradients"),
         py::arg("learning_rate"), py::arg("rho"), py::arg("momentum"), py::arg("epsilon"),
         py::arg("centered"), py::arg("weight_decay"),
         "Keras RMSprop over parallel lists of arrays, in place (momentums used when "
         "momentum != 0, average_gradients when centered; None otherwise).");
-  m.def("nadam_update", &nadam_update, py::arg("weights"), py::arg("grads"),
+  m.def("nadam_update", &nadam_update<I>, py::arg("weights"), py::arg("grads"),
         py::arg("momentums"), py::arg("velocities"), py::arg("learning_rate"),
         py::arg("beta_1"), py::arg("beta_2"), py::arg("epsilon"), py::arg("weight_decay"),
         py::arg("step"), py::arg("u_product"),
         "Keras Nadam over parallel lists of arrays, in place; step is 1-based, u_product the "
         "momentum-cache product u_1...u_step.");
 }
+
+template void bind_optimizer<Impl::fast>(py::module_& m);
+template void bind_optimizer<Impl::ref>(py::module_& m);
 
 }  // namespace bind
 }  // namespace dlfast

@@ -77,7 +77,7 @@ void check_dy(const char* fn, const std::vector<int64_t>& dy, const Pool2dShape&
 }
 
 // Max and average forward differ only in the kernel they call.
-template <bool kMax>
+template <bool kMax, Impl I>
 py::object pool_forward(py::handle x_obj, py::handle pool, py::handle strides,
                         py::handle padding) {
   const char* fn = kMax ? "maxpool2d_forward" : "avgpool2d_forward";
@@ -87,7 +87,7 @@ py::object pool_forward(py::handle x_obj, py::handle pool, py::handle strides,
     const Pool2dShape s = pool_shape(fn, x.shape, pool, strides, padding);
     auto y = new_array<T>({s.N, s.P, s.Q, s.C});
     T* yp = y.mutable_data();
-    const auto kernel = kMax ? kernels<T>().maxpool2d_forward : kernels<T>().avgpool2d_forward;
+    const auto kernel = kMax ? table<T>(I).maxpool2d_forward : table<T>(I).avgpool2d_forward;
     {
       py::gil_scoped_release nogil;
       kernel(yp, x.data, s);
@@ -96,6 +96,7 @@ py::object pool_forward(py::handle x_obj, py::handle pool, py::handle strides,
   });
 }
 
+template <Impl I>
 py::object maxpool2d_backward(py::handle dy_obj, py::handle x_obj, py::handle pool,
                               py::handle strides, py::handle padding) {
   const char* fn = "maxpool2d_backward";
@@ -109,7 +110,7 @@ py::object maxpool2d_backward(py::handle dy_obj, py::handle x_obj, py::handle po
     T* dxp = dx.mutable_data();
     {
       py::gil_scoped_release nogil;
-      kernels<T>().maxpool2d_backward(dxp, dy.data, x.data, s);
+      table<T>(I).maxpool2d_backward(dxp, dy.data, x.data, s);
     }
     return std::move(dx);
   });
@@ -134,6 +135,7 @@ std::vector<int64_t> input_shape_arg(py::handle obj, const char* fn) {
   return shape;
 }
 
+template <Impl I>
 py::object avgpool2d_backward(py::handle dy_obj, py::handle shape_obj, py::handle pool,
                               py::handle strides, py::handle padding) {
   const char* fn = "avgpool2d_backward";
@@ -147,7 +149,7 @@ py::object avgpool2d_backward(py::handle dy_obj, py::handle shape_obj, py::handl
     T* dxp = dx.mutable_data();
     {
       py::gil_scoped_release nogil;
-      kernels<T>().avgpool2d_backward(dxp, dy.data, s);
+      table<T>(I).avgpool2d_backward(dxp, dy.data, s);
     }
     return std::move(dx);
   });
@@ -155,22 +157,26 @@ py::object avgpool2d_backward(py::handle dy_obj, py::handle shape_obj, py::handl
 
 }  // namespace
 
+template <Impl I>
 void bind_pool(py::module_& m) {
-  m.def("maxpool2d_forward", &pool_forward<true>, py::arg("x"), py::arg("pool"),
+  m.def("maxpool2d_forward", &pool_forward<true, I>, py::arg("x"), py::arg("pool"),
         py::arg("strides"), py::arg("padding"),
         "y (N, P, Q, C) = max over each pool window of x (N, H, W, C); padding is 'valid' or "
         "'same' (TensorFlow's arithmetic, padded with -inf).");
-  m.def("maxpool2d_backward", &maxpool2d_backward, py::arg("dy"), py::arg("x"), py::arg("pool"),
+  m.def("maxpool2d_backward", &maxpool2d_backward<I>, py::arg("dy"), py::arg("x"), py::arg("pool"),
         py::arg("strides"), py::arg("padding"),
         "dx (N, H, W, C): each dy goes to the first maximum of its window (recomputed from x), "
         "summed where windows overlap.");
-  m.def("avgpool2d_forward", &pool_forward<false>, py::arg("x"), py::arg("pool"),
+  m.def("avgpool2d_forward", &pool_forward<false, I>, py::arg("x"), py::arg("pool"),
         py::arg("strides"), py::arg("padding"),
         "y (N, P, Q, C) = mean over the input cells of each pool window (padding not counted).");
-  m.def("avgpool2d_backward", &avgpool2d_backward, py::arg("dy"), py::arg("input_shape"),
+  m.def("avgpool2d_backward", &avgpool2d_backward<I>, py::arg("dy"), py::arg("input_shape"),
         py::arg("pool"), py::arg("strides"), py::arg("padding"),
         "dx (input_shape) = each dy / count spread over the input cells of its window.");
 }
+
+template void bind_pool<Impl::fast>(py::module_& m);
+template void bind_pool<Impl::ref>(py::module_& m);
 
 }  // namespace bind
 }  // namespace dlfast

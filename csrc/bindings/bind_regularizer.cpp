@@ -16,6 +16,7 @@ void check_coefficient(const char* fn, const char* name, double v) {
                           "got " + std::to_string(v));
 }
 
+template <Impl I>
 double regularizer_penalty(py::handle w_obj, double l1, double l2, py::handle grad_obj) {
   const char* fn = "regularizer_penalty";
   check_coefficient(fn, "l1", l1);
@@ -34,7 +35,7 @@ double regularizer_penalty(py::handle w_obj, double l1, double l2, py::handle gr
     }
     {
       py::gil_scoped_release nogil;
-      penalty = kernels<T>().regularizer_penalty(grad, w.data, w.size, l1, l2);
+      penalty = table<T>(I).regularizer_penalty(grad, w.data, w.size, l1, l2);
     }
     return py::none();
   });
@@ -43,12 +44,16 @@ double regularizer_penalty(py::handle w_obj, double l1, double l2, py::handle gr
 
 }  // namespace
 
+template <Impl I>
 void bind_regularizer(py::module_& m) {
-  m.def("regularizer_penalty", &regularizer_penalty, py::arg("weight"), py::arg("l1"),
+  m.def("regularizer_penalty", &regularizer_penalty<I>, py::arg("weight"), py::arg("l1"),
         py::arg("l2"), py::arg("grad") = py::none(),
         "Returns l1*sum|w| + l2*sum(w**2); when grad is given, also adds the penalty's "
         "gradient l1*sign(w) + 2*l2*w into it, in the same pass.");
 }
+
+template void bind_regularizer<Impl::fast>(py::module_& m);
+template void bind_regularizer<Impl::ref>(py::module_& m);
 
 }  // namespace bind
 }  // namespace dlfast

@@ -52,6 +52,7 @@ Upsample2dShape upsample_shape(const char* fn, const std::vector<int64_t>& x, py
   return Upsample2dShape{x[0], x[1], x[2], x[3], v[0], v[1]};
 }
 
+template <Impl I>
 py::object upsampling2d_forward(py::handle x_obj, py::handle size) {
   const char* fn = "upsampling2d_forward";
   return dispatch_float(float_type(x_obj, fn, "x"), [&](auto tag) -> py::object {
@@ -63,13 +64,14 @@ py::object upsampling2d_forward(py::handle x_obj, py::handle size) {
     T* yp = y.mutable_data();
     {
       py::gil_scoped_release nogil;
-      kernels<T>().upsampling2d_forward(yp, x.data, s);
+      table<T>(I).upsampling2d_forward(yp, x.data, s);
     }
     return std::move(y);
   });
 }
 
 // dy is (N, H*size_h, W*size_w, C): its height and width must be multiples of the size.
+template <Impl I>
 py::object upsampling2d_backward(py::handle dy_obj, py::handle size) {
   const char* fn = "upsampling2d_backward";
   return dispatch_float(float_type(dy_obj, fn, "dy"), [&](auto tag) -> py::object {
@@ -86,7 +88,7 @@ py::object upsampling2d_backward(py::handle dy_obj, py::handle size) {
     T* dxp = dx.mutable_data();
     {
       py::gil_scoped_release nogil;
-      kernels<T>().upsampling2d_backward(dxp, dy.data, s);
+      table<T>(I).upsampling2d_backward(dxp, dy.data, s);
     }
     return std::move(dx);
   });
@@ -106,6 +108,7 @@ Pad2dShape pad_shape(const char* fn, const std::vector<int64_t>& x, py::handle p
   return Pad2dShape{x[0], x[1], x[2], x[3], hp[0], hp[1], wp[0], wp[1]};
 }
 
+template <Impl I>
 py::object zeropadding2d_forward(py::handle x_obj, py::handle padding) {
   const char* fn = "zeropadding2d_forward";
   return dispatch_float(float_type(x_obj, fn, "x"), [&](auto tag) -> py::object {
@@ -120,13 +123,14 @@ py::object zeropadding2d_forward(py::handle x_obj, py::handle padding) {
     T* yp = y.mutable_data();
     {
       py::gil_scoped_release nogil;
-      kernels<T>().zeropadding2d_forward(yp, x.data, s);
+      table<T>(I).zeropadding2d_forward(yp, x.data, s);
     }
     return std::move(y);
   });
 }
 
 // dy is (N, top + H + bottom, left + W + right, C); dx (N, H, W, C) its interior.
+template <Impl I>
 py::object zeropadding2d_backward(py::handle dy_obj, py::handle padding) {
   const char* fn = "zeropadding2d_backward";
   return dispatch_float(float_type(dy_obj, fn, "dy"), [&](auto tag) -> py::object {
@@ -147,7 +151,7 @@ py::object zeropadding2d_backward(py::handle dy_obj, py::handle padding) {
     T* dxp = dx.mutable_data();
     {
       py::gil_scoped_release nogil;
-      kernels<T>().zeropadding2d_backward(dxp, dy.data, s);
+      table<T>(I).zeropadding2d_backward(dxp, dy.data, s);
     }
     return std::move(dx);
   });
@@ -155,18 +159,22 @@ py::object zeropadding2d_backward(py::handle dy_obj, py::handle padding) {
 
 }  // namespace
 
+template <Impl I>
 void bind_resample(py::module_& m) {
-  m.def("upsampling2d_forward", &upsampling2d_forward, py::arg("x"), py::arg("size"),
+  m.def("upsampling2d_forward", &upsampling2d_forward<I>, py::arg("x"), py::arg("size"),
         "y (N, H*size_h, W*size_w, C): each cell of x (N, H, W, C) repeated over a "
         "size_h x size_w block (nearest neighbour); size is a pair (size_h, size_w).");
-  m.def("upsampling2d_backward", &upsampling2d_backward, py::arg("dy"), py::arg("size"),
+  m.def("upsampling2d_backward", &upsampling2d_backward<I>, py::arg("dy"), py::arg("size"),
         "dx (N, H, W, C): the sum of dy (N, H*size_h, W*size_w, C) over each block.");
-  m.def("zeropadding2d_forward", &zeropadding2d_forward, py::arg("x"), py::arg("padding"),
+  m.def("zeropadding2d_forward", &zeropadding2d_forward<I>, py::arg("x"), py::arg("padding"),
         "y (N, top + H + bottom, left + W + right, C): x (N, H, W, C) framed by zeros; padding "
         "is ((top, bottom), (left, right)).");
-  m.def("zeropadding2d_backward", &zeropadding2d_backward, py::arg("dy"), py::arg("padding"),
+  m.def("zeropadding2d_backward", &zeropadding2d_backward<I>, py::arg("dy"), py::arg("padding"),
         "dx (N, H, W, C): the interior of dy (N, top + H + bottom, left + W + right, C).");
 }
+
+template void bind_resample<Impl::fast>(py::module_& m);
+template void bind_resample<Impl::ref>(py::module_& m);
 
 }  // namespace bind
 }  // namespace dlfast

@@ -17,7 +17,7 @@ void gemm(T* C, const T* A, const T* B, const T* bias, int64_t M, int64_t N, int
       }
       if (accumulate) s += double(C[i * ldc + j]);
       if (bias) s += double(bias[j]);
-      if (relu && !(s > 0)) s = 0;
+      if (relu && s < 0) s = 0;  // NaN fails s < 0 and stays NaN (issue 18), as the kernels
       C[i * ldc + j] = T(s);
     }
 }

@@ -1,0 +1,134 @@
+"""
+The reference kernels (csrc/ref): plain loops in each op's definition, sums in double, one thread. Same signatures as the fast kernels of dlfast._core.
+"""
+from __future__ import annotations
+import typing
+__all__: list[str] = ['activation_backward', 'activation_forward', 'adadelta_update', 'adam_update', 'adamax_update', 'avgpool2d_backward', 'avgpool2d_forward', 'batchnorm_backward', 'batchnorm_forward', 'conv2d_backward', 'conv2d_forward', 'conv2d_transpose_backward', 'conv2d_transpose_forward', 'dense_backward', 'dense_forward', 'gemm', 'loss', 'lstm_backward', 'lstm_forward', 'maxpool2d_backward', 'maxpool2d_forward', 'nadam_update', 'regularizer_penalty', 'rmsprop_update', 'sgd_update', 'sgdg2_dots', 'sgdg2_probe', 'sgdg2_step', 'upsampling2d_backward', 'upsampling2d_forward', 'zeropadding2d_backward', 'zeropadding2d_forward']
+def activation_backward(dy: typing.Any, y: typing.Any, activation: typing.SupportsInt | typing.SupportsIndex, negative_slope: typing.SupportsFloat | typing.SupportsIndex = 0.2) -> typing.Any:
+    """
+    dx = dy * act'(y), from the forward output y (leaky_relu: dy * (y > 0 ? 1 : negative_slope)).
+    """
+def activation_forward(x: typing.Any, activation: typing.SupportsInt | typing.SupportsIndex, negative_slope: typing.SupportsFloat | typing.SupportsIndex = 0.2) -> typing.Any:
+    """
+    y = act(x); activation is a code 0..5 (softmax over the last axis; 5 is leaky_relu, x > 0 ? x : negative_slope * x, Keras's default slope 0.2).
+    """
+def adadelta_update(weights: list, grads: typing.Any, accumulated_grads: typing.Any, accumulated_delta_vars: typing.Any, learning_rate: typing.SupportsFloat | typing.SupportsIndex, rho: typing.SupportsFloat | typing.SupportsIndex, epsilon: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex) -> None:
+    """
+    Keras Adadelta over parallel lists of arrays, in place.
+    """
+def adam_update(weights: list, grads: typing.Any, momentums: typing.Any, velocities: typing.Any, learning_rate: typing.SupportsFloat | typing.SupportsIndex, beta_1: typing.SupportsFloat | typing.SupportsIndex, beta_2: typing.SupportsFloat | typing.SupportsIndex, epsilon: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, step: typing.SupportsInt | typing.SupportsIndex) -> None:
+    """
+    Keras Adam (amsgrad=False) over parallel lists of arrays, in place; step is 1-based.
+    """
+def adamax_update(weights: list, grads: typing.Any, momentums: typing.Any, norms: typing.Any, learning_rate: typing.SupportsFloat | typing.SupportsIndex, beta_1: typing.SupportsFloat | typing.SupportsIndex, beta_2: typing.SupportsFloat | typing.SupportsIndex, epsilon: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, step: typing.SupportsInt | typing.SupportsIndex) -> None:
+    """
+    Keras Adamax over parallel lists of arrays, in place; step is 1-based.
+    """
+def avgpool2d_backward(dy: typing.Any, input_shape: typing.Any, pool: typing.Any, strides: typing.Any, padding: typing.Any) -> typing.Any:
+    """
+    dx (input_shape) = each dy / count spread over the input cells of its window.
+    """
+def avgpool2d_forward(x: typing.Any, pool: typing.Any, strides: typing.Any, padding: typing.Any) -> typing.Any:
+    """
+    y (N, P, Q, C) = mean over the input cells of each pool window (padding not counted).
+    """
+def batchnorm_backward(dy: typing.Any, x: typing.Any, gamma: typing.Any, mean: typing.Any, inv_std: typing.Any, training: bool, dgamma: typing.Any, dbeta: typing.Any, need_dx: bool = True, accumulate: bool = True) -> typing.Any:
+    """
+    Adds (or writes, accumulate=False) dgamma and dbeta (either may be None); returns dx (through the batch statistics when training), or None when need_dx is False.
+    """
+def batchnorm_forward(x: typing.Any, gamma: typing.Any, beta: typing.Any, moving_mean: typing.Any, moving_variance: typing.Any, momentum: typing.SupportsFloat | typing.SupportsIndex, epsilon: typing.SupportsFloat | typing.SupportsIndex, training: bool) -> typing.Any:
+    """
+    Batch normalization over x's last axis; returns (y, mean, inv_std). Training uses the batch statistics and updates moving_mean/moving_variance in place; inference uses them. gamma/beta may be None.
+    """
+def conv2d_backward(dy: typing.Any, x: typing.Any, kernel: typing.Any, y: typing.Any, strides: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], padding: str, dilation: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], activation: typing.SupportsInt | typing.SupportsIndex, dkernel: typing.Any, dbias: typing.Any, need_dx: bool = True, accumulate: bool = True) -> typing.Any:
+    """
+    Adds the kernel and bias gradients into dkernel and dbias (or writes them when accumulate is False), with dz = dy * act'(y); returns dx (N, H, W, C), or None when need_dx is False.
+    """
+def conv2d_forward(x: typing.Any, kernel: typing.Any, bias: typing.Any, strides: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], padding: str, dilation: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], activation: typing.SupportsInt | typing.SupportsIndex) -> typing.Any:
+    """
+    y = act(conv2d(x, kernel) + bias): x (N, H, W, C), kernel (R, S, C, K), bias (K,) or None, strides and dilation (h, w), padding 'valid' or 'same' (TensorFlow's), activation a code 0..4 -> y (N, P, Q, K).
+    """
+def conv2d_transpose_backward(dy: typing.Any, x: typing.Any, kernel: typing.Any, y: typing.Any, strides: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], padding: str, output_padding: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex] | None, dilation: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], activation: typing.SupportsInt | typing.SupportsIndex, dkernel: typing.Any, dbias: typing.Any, need_dx: bool = True, accumulate: bool = True) -> typing.Any:
+    """
+    Adds the kernel and bias gradients into dkernel and dbias (or writes them when accumulate is False), with dz = dy * act'(y); returns dx (N, h, w, Cin), or None when need_dx is False.
+    """
+def conv2d_transpose_forward(x: typing.Any, kernel: typing.Any, bias: typing.Any, strides: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], padding: str, output_padding: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex] | None, dilation: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], activation: typing.SupportsInt | typing.SupportsIndex) -> typing.Any:
+    """
+    y = act(conv2d_transpose(x, kernel) + bias): x (N, h, w, Cin), kernel (kh, kw, F, Cin), bias (F,) or None, strides and dilation (h, w), padding 'valid' or 'same', output_padding (h, w) or None (Keras 3's output size), activation a code 0..4 -> y (N, H, W, F).
+    """
+def dense_backward(dy: typing.Any, x: typing.Any, kernel: typing.Any, y: typing.Any, activation: typing.SupportsInt | typing.SupportsIndex, dkernel: typing.Any, dbias: typing.Any, need_dx: bool = True, accumulate: bool = True) -> typing.Any:
+    """
+    Adds x.T @ dz into dkernel and colsum(dz) into dbias (dz = dy * act'(y)), or writes them when accumulate is False; returns dx = dz @ kernel.T, or None when need_dx is False.
+    """
+def dense_forward(x: typing.Any, kernel: typing.Any, bias: typing.Any, activation: typing.SupportsInt | typing.SupportsIndex) -> typing.Any:
+    """
+    y = act(x @ kernel + bias); activation is a code 0..4.
+    """
+def gemm(a: typing.Any, b: typing.Any, trans_a: bool = False, trans_b: bool = False, bias: typing.Any = None, relu: bool = False, out: typing.Any = None, accumulate: bool = False) -> typing.Any:
+    """
+    C = op(a) @ op(b) (+ bias per row, then ReLU when relu=True), written into a new array or into `out` (accumulated into it when accumulate=True). op(x) is x.T when trans_x.
+    """
+def loss(kind: typing.SupportsInt | typing.SupportsIndex, y_true: typing.Any, y_pred: typing.Any, from_logits: bool = False, want_grad: bool = True, delta: typing.SupportsFloat | typing.SupportsIndex = 1.0) -> tuple:
+    """
+    (mean loss, d loss / d y_pred or None); kind 0..6 = mse, binary, categorical, sparse categorical cross-entropy, mean absolute error, Huber (threshold delta), KL divergence.
+    """
+def lstm_backward(dH: typing.Any, dh_last: typing.Any, dc_last: typing.Any, x: typing.Any, kernel: typing.Any, recurrent_kernel: typing.Any, h0: typing.Any, c0: typing.Any, H: typing.Any, C: typing.Any, Z: typing.Any, dkernel: typing.Any, drecurrent_kernel: typing.Any, dbias: typing.Any, need_dx: bool = True, need_dstate: bool = False, accumulate: bool = True) -> typing.Any:
+    """
+    Backward through time from dH (N, L, U) or None, dh_last and dc_last (N, U) or None, given the forward's H, C, Z. Adds (or writes, accumulate=False) the weight gradients into dkernel, drecurrent_kernel, dbias; returns (dx or None, dh0 or None, dc0 or None).
+    """
+def lstm_forward(x: typing.Any, kernel: typing.Any, recurrent_kernel: typing.Any, bias: typing.Any, h0: typing.Any, c0: typing.Any) -> typing.Any:
+    """
+    Every step of an LSTM (Keras gate order i, f, c~, o): x (N, L, D), kernel (D, 4U), recurrent_kernel (U, 4U), bias (4U,) or None, h0 and c0 (N, U) or None (zeros) -> (H, C, Z): h_t and c_t of every step (N, L, U) and the activated gates (N, L, 4U).
+    """
+def maxpool2d_backward(dy: typing.Any, x: typing.Any, pool: typing.Any, strides: typing.Any, padding: typing.Any) -> typing.Any:
+    """
+    dx (N, H, W, C): each dy goes to the first maximum of its window (recomputed from x), summed where windows overlap.
+    """
+def maxpool2d_forward(x: typing.Any, pool: typing.Any, strides: typing.Any, padding: typing.Any) -> typing.Any:
+    """
+    y (N, P, Q, C) = max over each pool window of x (N, H, W, C); padding is 'valid' or 'same' (TensorFlow's arithmetic, padded with -inf).
+    """
+def nadam_update(weights: list, grads: typing.Any, momentums: typing.Any, velocities: typing.Any, learning_rate: typing.SupportsFloat | typing.SupportsIndex, beta_1: typing.SupportsFloat | typing.SupportsIndex, beta_2: typing.SupportsFloat | typing.SupportsIndex, epsilon: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, step: typing.SupportsInt | typing.SupportsIndex, u_product: typing.SupportsFloat | typing.SupportsIndex) -> None:
+    """
+    Keras Nadam over parallel lists of arrays, in place; step is 1-based, u_product the momentum-cache product u_1...u_step.
+    """
+def regularizer_penalty(weight: typing.Any, l1: typing.SupportsFloat | typing.SupportsIndex, l2: typing.SupportsFloat | typing.SupportsIndex, grad: typing.Any = None) -> float:
+    """
+    Returns l1*sum|w| + l2*sum(w**2); when grad is given, also adds the penalty's gradient l1*sign(w) + 2*l2*w into it, in the same pass.
+    """
+def rmsprop_update(weights: list, grads: typing.Any, velocities: typing.Any, momentums: typing.Any, average_gradients: typing.Any, learning_rate: typing.SupportsFloat | typing.SupportsIndex, rho: typing.SupportsFloat | typing.SupportsIndex, momentum: typing.SupportsFloat | typing.SupportsIndex, epsilon: typing.SupportsFloat | typing.SupportsIndex, centered: bool, weight_decay: typing.SupportsFloat | typing.SupportsIndex) -> None:
+    """
+    Keras RMSprop over parallel lists of arrays, in place (momentums used when momentum != 0, average_gradients when centered; None otherwise).
+    """
+def sgd_update(weights: list, grads: typing.Any, velocities: typing.Any, learning_rate: typing.SupportsFloat | typing.SupportsIndex, momentum: typing.SupportsFloat | typing.SupportsIndex, nesterov: bool, weight_decay: typing.SupportsFloat | typing.SupportsIndex) -> None:
+    """
+    Keras SGD over parallel lists of arrays, in place (velocities used when momentum != 0).
+    """
+def sgdg2_dots(saved: list, grads: typing.Any) -> tuple:
+    """
+    SGD-G2: (<g - p, g>, |g - p|^2) in double, g the saved gradients, p the probe's.
+    """
+def sgdg2_probe(weights: list, grads: typing.Any, saved: typing.Any, step_size: typing.SupportsFloat | typing.SupportsIndex) -> None:
+    """
+    SGD-G2 probe: saved = g; w -= h*g, over parallel lists.
+    """
+def sgdg2_step(weights: list, saved: typing.Any, h_probe: typing.SupportsFloat | typing.SupportsIndex, h_new: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex) -> None:
+    """
+    SGD-G2 step from the probe point: w = (w + h_probe*g)(1 - h_new*wd) - h_new*g.
+    """
+def upsampling2d_backward(dy: typing.Any, size: typing.Any) -> typing.Any:
+    """
+    dx (N, H, W, C): the sum of dy (N, H*size_h, W*size_w, C) over each block.
+    """
+def upsampling2d_forward(x: typing.Any, size: typing.Any) -> typing.Any:
+    """
+    y (N, H*size_h, W*size_w, C): each cell of x (N, H, W, C) repeated over a size_h x size_w block (nearest neighbour); size is a pair (size_h, size_w).
+    """
+def zeropadding2d_backward(dy: typing.Any, padding: typing.Any) -> typing.Any:
+    """
+    dx (N, H, W, C): the interior of dy (N, top + H + bottom, left + W + right, C).
+    """
+def zeropadding2d_forward(x: typing.Any, padding: typing.Any) -> typing.Any:
+    """
+    y (N, top + H + bottom, left + W + right, C): x (N, H, W, C) framed by zeros; padding is ((top, bottom), (left, right)).
+    """
