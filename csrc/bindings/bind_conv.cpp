@@ -1,4 +1,4 @@
-// dlfast._core.conv2d_forward / conv2d_backward (see csrc/cpu/conv.cpp for the math).
+// dlfast._core.conv2d_forward / conv2d_backward (see csrc/cpu/conv_common.h for the math).
 // x (N, H, W, C), kernel (R, S, C, K) HWIO, bias (K,), y and dy (N, P, Q, K). The output size
 // and the padding come from 'valid'/'same' with TensorFlow's arithmetic (conv_shape below).
 #include <string>

@@ -108,8 +108,8 @@ template <typename T>
 void zeropadding2d_forward(T* y, const T* x, const Pad2dShape& s);
 template <typename T>
 void zeropadding2d_backward(T* dx, const T* dy, const Pad2dShape& s);
-// conv.cpp's pieces that conv_transpose.cpp shares: the stride-1 data gradient as a forward
-// convolution with the flipped kernel (dx = act(... + b), b may be null), and col2im
+// conv_backward.cpp's pieces that conv_transpose.cpp shares: the stride-1 data gradient as a
+// forward convolution with the flipped kernel (dx = act(... + b), b may be null), and col2im
 // (dx += the windows of dcol's rows, output pixels [m0, m1)).
 template <typename T>
 void conv2d_dx_by_forward(T* dx, const T* dz, const T* w, const T* b, const Conv2dShape& s,
