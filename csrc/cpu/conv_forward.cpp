@@ -32,8 +32,10 @@ inline int64_t chunk_rows(const Conv2dShape& s, int64_t L, size_t elem) {
 // straight from x: per panel and kernel row r, each pixel's S*C window is one contiguous run
 // (or, for pixels whose window crosses the left/right edge, C-long runs per tap); zero taps
 // read from a zero buffer, so interior and border pixels take the same vector path.
-// kMR must equal gemm_mr<T>() (checked at run time; the two-pass path runs otherwise).
+// kMR must equal the GEMM's MR (checked when compiled).
 constexpr int kMR = DLFAST_VEC_BYTES == 64 ? 14 : 6;
+static_assert(kMR == Blocking<float>::MR && kMR == Blocking<double>::MR,
+              "im2col_packed writes gemm_prepacked_a's MR-row panels");
 
 // dst[k*kMR + i] = src[i][k] for i < kMR, k < len (one panel, one k segment). On AVX2 floats
 // (kMR = 6 < 8 lanes) 8 k's at a time go through an 8x8 register transpose (6 rows + 2 zero
@@ -257,34 +259,19 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dShape&
     });
     return;
   }
-  if (gemm_mr<T>() == kMR) {
-    const int64_t kstep = gemm_k_step<T>(L);
-    const int64_t rows_pad = (min64(rows, M) + kMR - 1) / kMR * kMR;
-    parallel_ranges(chunks, chunks >= 2 ? nt : 1, [&](int64_t c0, int64_t c1) {
-      // [packed A of one chunk | kMR spill padding | SC zeros]
-      T* Ap = static_cast<T*>(
-          thread_workspace(kConvCol, sizeof(T) * (rows_pad * L + kMR + s.S * s.C)));
-      T* zeros = Ap + rows_pad * L + kMR;
-      std::memset(zeros, 0, sizeof(T) * s.S * s.C);
-      for (int64_t c = c0; c < c1; ++c) {
-        const int64_t m0 = c * rows, m1 = min64(M, m0 + rows), mc = m1 - m0;
-        im2col_packed<T>(Ap, x, zeros, s, m0, m1, kstep);
-        T* yc = y + m0 * K;
-        gemm_prepacked_a<T>(yc, Ap, w, b, mc, K, L, /*ldb=*/K, /*ldc=*/K, false, false, relu);
-        if (post) activation_forward<T>(yc, yc, mc, K, act);  // while the chunk is in cache
-      }
-    });
-    return;
-  }
+  const int64_t kstep = gemm_k_step<T>(L);
+  const int64_t rows_pad = (min64(rows, M) + kMR - 1) / kMR * kMR;
   parallel_ranges(chunks, chunks >= 2 ? nt : 1, [&](int64_t c0, int64_t c1) {
-    T* col =
-        static_cast<T*>(thread_workspace(kConvCol, sizeof(T) * max64(min64(rows, M) * L, 1)));
+    // [packed A of one chunk | kMR spill padding | SC zeros]
+    T* Ap = static_cast<T*>(
+        thread_workspace(kConvCol, sizeof(T) * (rows_pad * L + kMR + s.S * s.C)));
+    T* zeros = Ap + rows_pad * L + kMR;
+    std::memset(zeros, 0, sizeof(T) * s.S * s.C);
     for (int64_t c = c0; c < c1; ++c) {
       const int64_t m0 = c * rows, m1 = min64(M, m0 + rows), mc = m1 - m0;
-      im2col_rows<T>(col, x, s, m0, m1);
+      im2col_packed<T>(Ap, x, zeros, s, m0, m1, kstep);
       T* yc = y + m0 * K;
-      gemm<T>(yc, col, w, b, mc, K, L, /*lda=*/L, /*ldb=*/K, /*ldc=*/K, false, false, false,
-              relu);
+      gemm_prepacked_a<T>(yc, Ap, w, b, mc, K, L, /*ldb=*/K, /*ldc=*/K, false, false, relu);
       if (post) activation_forward<T>(yc, yc, mc, K, act);  // while the chunk is in cache
     }
   });
