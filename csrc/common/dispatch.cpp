@@ -46,7 +46,8 @@ Isa detect_isa() {
         &ns::batchnorm_backward<T>, &ns::regularizer_penalty<T>, &ns::rmsprop_update<T>,      \
         &ns::nadam_update<T>, &ns::upsampling2d_forward<T>, &ns::upsampling2d_backward<T>,    \
         &ns::zeropadding2d_forward<T>, &ns::zeropadding2d_backward<T>,                        \
-        &ns::conv2d_transpose_forward<T>, &ns::conv2d_transpose_backward<T>                   \
+        &ns::conv2d_transpose_forward<T>, &ns::conv2d_transpose_backward<T>,                  \
+        &ns::conv2d_forward_path<T>, &ns::conv2d_backward_paths<T>                            \
   }
 
 template <typename T>

@@ -42,6 +42,21 @@ struct Conv2dShape {
   int64_t pad_top, pad_left;
 };
 
+// The strategy conv2d_forward and conv2d_backward take for a shape; csrc/cpu/conv_forward.cpp
+// and conv_backward.cpp say when and why. The bindings name them (conv2d_paths) in this order.
+// empty: no output pixel or filter; pointwise: 1x1 stride 1 (or no input channel), plain GEMMs
+// on x; direct: register tiles reading x in place; packed: im2col into the GEMM's packed A.
+enum class ConvForwardPath : int { empty, pointwise, direct, packed };
+// dx: none (not asked for), empty, pointwise, by_forward (a forward convolution of dz with the
+// flipped kernel), col2im (dcol = dz W^T scattered). dw: empty, pointwise, in_place (x read in
+// place by the micro-kernel), im2col (col(x)^T dz by gemm()).
+enum class ConvDxPath : int { none, empty, pointwise, by_forward, col2im };
+enum class ConvDwPath : int { empty, pointwise, in_place, im2col };
+struct ConvBackwardPaths {
+  ConvDxPath dx;
+  ConvDwPath dw;
+};
+
 // 2-D pooling on NHWC input: x[N,H,W,C] -> y[N,P,Q,C], window R x S, same index arithmetic as
 // Conv2dShape (no dilation). Max pooling pads with -inf; average pooling divides by the number
 // of window cells inside the input (padding excluded, as TensorFlow).
@@ -203,6 +218,10 @@ struct KernelTable {
   void (*conv2d_transpose_backward)(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
                                     const T* y, const Conv2dShape& s, Activation act,
                                     bool accumulate);
+  // The paths conv2d_forward and conv2d_backward take for s on this ISA (the choice they make
+  // themselves); need_dx: dx is asked for (else dx is none).
+  ConvForwardPath (*conv2d_forward_path)(const Conv2dShape& s);
+  ConvBackwardPaths (*conv2d_backward_paths)(const Conv2dShape& s, bool need_dx);
 };
 
 template <typename T>

@@ -1,9 +1,13 @@
 // 2-D convolution backward: dz = dy * act'(y), then dW, db and dx from it, compiled once per
 // ISA (see kernels.h; the letters, the math and the helpers both directions share:
-// conv_common.h). dW: a GEMM on im2col chunks, or for small L the micro-kernel reading x in
-// place (small_l_dw); dx: dcol = dz W^T scattered by col2im, or for stride-1 'same' a forward
-// convolution of dz with the flipped kernel (conv2d_dx_by_forward, which conv_transpose.cpp
-// shares with conv2d_col2im).
+// conv_common.h). The paths, chosen by conv2d_backward_paths:
+//   dW  pointwise  1x1 stride 1 (or L = 0): one GEMM x^T dz (and dx pointwise: dz W^T)
+//       in_place   small L: the micro-kernel reads x in place (small_l_dw), no im2col
+//       im2col     the rest: col(x)^T dz by gemm() on im2col chunks (backward_chunk)
+//   dx  by_forward stride-1 'same': a forward convolution of dz with the flipped kernel
+//                  (conv2d_dx_by_forward, which conv_transpose.cpp shares, as conv2d_col2im)
+//       col2im     the rest: dcol = dz W^T per chunk, scattered into dx
+//   both empty     no output pixel or filter: zeros; dx none: not asked for
 #include <algorithm>
 #include <cstring>
 
@@ -21,35 +25,6 @@ namespace {
 
 inline int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
-// Backward work units (groups of whole images): enough for 8 threads to share evenly, few
-// enough that adding the partial dW's stays cheap next to the GEMMs.
-constexpr int64_t kUnits = 8;
-
-// Rows per backward sub-chunk: col (and dcol) of kColBytes.
-inline int64_t chunk_rows_sub(int64_t L, size_t elem) {
-  return max64(kColBytes / int64_t(elem) / max64(L, 1), 16);
-}
-
-// Threads for a copy/scatter loop touching n elements (~1/8 of a flop's worth of time each).
-inline int copy_threads(int64_t n) { return threads_for_work(8.0 * double(n)); }
-
-}  // namespace
-
-// dz = dy * act'(y); dw[R,S,C,K] (+= when accumulate, else =) col(x)^T . dz;
-// db[K] (same, may be null) colsum(dz); dx[N,H,W,C] (=, may be null) col2im(dz . W^T).
-// y[N,P,Q,K] is the forward output (unused for linear).
-//
-// Backward units: G = min(N, kUnits) groups of whole images (fixed by N alone). Each unit
-// writes its own partial dW / db (so the long-reduction dW GEMM of a 3-channel first layer,
-// 27x32 from 57,600 rows, runs on every thread instead of splitting a 27x32 output) and its
-// own images of dx (col2im writes no element another unit writes). The partials are then
-// added in unit order: results are the same for any thread count.
-//
-// Each unit walks its pixels in chunks; per chunk: dz = dy * act'(y) into a per-thread buffer
-// (with the chunk's db sum, while it is in cache), col of the chunk, dW += col^T dz, and for
-// dx, dcol = dz W^T scattered by col2im. dz never exists whole: before, it was one M x K pass
-// over memory of its own ahead of the chunks.
-//
 // Small L (a first layer: L = 3*3*3 = 27): dW += col^T dz runs on the micro-kernel with A
 // read in place from x, no im2col. Tap l = (r, s, c) of pixel (n, p, q) is
 // x[n, p*sh - pt + r*dh, q*sw - pl + s*dw, c]: along a run of pixels of one output row it
@@ -173,111 +148,145 @@ inline bool dx_by_forward(const Conv2dShape& s) {
   return s.stride_h == 1 && s.stride_w == 1 && s.P == s.H && s.Q == s.W;
 }
 
+// No output pixel (or filter): zero gradients (dw and db only when overwriting).
 template <typename T>
-void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const T* y,
-                     const Conv2dShape& s, Activation act, bool accumulate) {
+void backward_empty(T* dx, T* dw, T* db, const Conv2dShape& s, bool accumulate) {
+  const int64_t K = s.K, L = s.R * s.S * s.C, xsize = s.N * s.H * s.W * s.C;
+  if (!accumulate) {
+    if (L * K > 0) std::memset(dw, 0, sizeof(T) * L * K);
+    if (db && K > 0) std::memset(db, 0, sizeof(T) * K);
+  }
+  if (dx && xsize > 0) std::memset(dx, 0, sizeof(T) * xsize);
+}
+
+// 1x1 stride 1: col(x) is x, dcol is dx, so both products are plain GEMMs on the whole dz.
+// L = 0: only db is nonempty (conv2d_forward).
+template <typename T>
+void backward_pointwise(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const T* y,
+                        const Conv2dShape& s, Activation act, bool accumulate) {
   const int64_t M = s.N * s.P * s.Q, K = s.K, L = s.R * s.S * s.C;
-  const int64_t xsize = s.N * s.H * s.W * s.C;
-  if (M <= 0 || K <= 0) {  // no output pixel: zero gradients (dw and db only when overwriting)
-    if (!accumulate) {
-      if (L * K > 0) std::memset(dw, 0, sizeof(T) * L * K);
-      if (db && K > 0) std::memset(db, 0, sizeof(T) * K);
-    }
-    if (dx && xsize > 0) std::memset(dx, 0, sizeof(T) * xsize);
-    return;
+  const T* dz = dy;
+  if (act != Activation::linear) {
+    T* buf = static_cast<T*>(thread_workspace(kConvGrad, sizeof(T) * M * K));
+    activation_backward<T>(buf, dy, y, M, K, act);
+    dz = buf;
   }
-  if (is_pointwise(s) || L == 0) {  // L = 0: only db is nonempty (conv2d_forward)
-    const T* dz = dy;
-    if (act != Activation::linear) {
-      T* buf = static_cast<T*>(thread_workspace(kConvGrad, sizeof(T) * M * K));
-      activation_backward<T>(buf, dy, y, M, K, act);
-      dz = buf;
-    }
-    if (db) {  // serial: the same sum for any thread count
-      if (!accumulate)
-        for (int64_t j = 0; j < K; ++j) db[j] = T(0);
-      add_column_sums<T>(db, dz, M, K);
-    }
-    gemm<T>(dw, x, dz, nullptr, L, K, M, /*lda=*/L, /*ldb=*/K, /*ldc=*/K, /*trans_a=*/true,
-            false, accumulate, false);
-    if (dx)
-      gemm<T>(dx, dz, w, nullptr, M, L, K, /*lda=*/K, /*ldb=*/K, /*ldc=*/L, false,
-              /*trans_b=*/true, false, false);
-    return;
+  if (db) {  // serial: the same sum for any thread count
+    if (!accumulate)
+      for (int64_t j = 0; j < K; ++j) db[j] = T(0);
+    add_column_sums<T>(db, dz, M, K);
   }
+  gemm<T>(dw, x, dz, nullptr, L, K, M, /*lda=*/L, /*ldb=*/K, /*ldc=*/K, /*trans_a=*/true,
+          false, accumulate, false);
+  if (dx)
+    gemm<T>(dx, dz, w, nullptr, M, L, K, /*lda=*/K, /*ldb=*/K, /*ldc=*/L, false,
+            /*trans_b=*/true, false, false);
+}
+
+// dz = dy * act'(y); dw[R,S,C,K] (+= when accumulate, else =) col(x)^T . dz;
+// db[K] (same, may be null) colsum(dz); dx[N,H,W,C] (=, may be null) col2im(dz . W^T).
+// y[N,P,Q,K] is the forward output (unused for linear).
+//
+// Backward units: G = min(N, kUnits) groups of whole images (fixed by N alone). Each unit
+// writes its own partial dW / db (so the long-reduction dW GEMM of a 3-channel first layer,
+// 27x32 from 57,600 rows, runs on every thread instead of splitting a 27x32 output) and its
+// own images of dx (col2im writes no element another unit writes). The partials are then
+// added in unit order: results are the same for any thread count.
+//
+// Each unit walks its pixels in chunks; per chunk: dz = dy * act'(y) into a per-thread buffer
+// (with the chunk's db sum, while it is in cache), col of the chunk, dW += col^T dz, and for
+// dx, dcol = dz W^T scattered by col2im. dz never exists whole: before, it was one M x K pass
+// over memory of its own ahead of the chunks.
+template <typename T>
+struct Units {
+  const Conv2dShape& s;
+  const T *x, *w, *y;
+  const T* dsrc;     // what the chunks' dz comes from: dy (through act') or dz itself
+  Activation act;    // the chunks' act' (linear when dsrc is dz)
+  T* dx;             // dx by col2im in the chunks, or null
+  bool db;           // db asked for (the partials hold it either way)
+  bool small;        // dW in place (small_l_dw), else im2col + gemm()
+  int64_t G, rows;   // units; output pixels per chunk
+  const QRun* runs;  // small: the runs of an output row (q_runs)
+  int64_t nruns;
+  T* part;  // G blocks of [dW (L*K) | db (K)]
+};
+
+// A thread's buffers (backward_units): col, zeros, and dz when copy_dz.
+template <typename T>
+struct UnitBuffers {
+  T *col, *zeros, *dz;
+  bool copy_dz;
+};
+
+// Output pixels [m0, m1) of the unit whose first pixel is a: the chunk's dz, its db into pb,
+// its dW into pw (= on the unit's first chunk, then +=), its dcol scattered into dx.
+template <typename T>
+void backward_chunk(const Units<T>& u, const UnitBuffers<T>& buf, T* pw, T* pb, int64_t a,
+                    int64_t m0, int64_t m1) {
+  const Conv2dShape& s = u.s;
+  const int64_t K = s.K, L = s.R * s.S * s.C, mc = m1 - m0;
+  const T* dzc = u.dsrc + m0 * K;
+  if (u.act != Activation::linear)
+    activation_backward<T>(buf.dz, dzc, u.y + m0 * K, mc, K, u.act);
+  else if (buf.copy_dz)
+    std::memcpy(buf.dz, dzc, sizeof(T) * mc * K);
+  if (buf.copy_dz) dzc = buf.dz;
+  if (u.db) add_column_sums<T>(pb, dzc, mc, K);
+  if (u.small) {
+    small_l_dw<T>(pw, u.x, dzc, buf.zeros, s, u.runs, u.nruns, m0 / s.Q, m1 / s.Q, m0 > a);
+  } else {
+    im2col_rows<T>(buf.col, u.x, s, m0, m1);
+    gemm<T>(pw, buf.col, dzc, nullptr, L, K, mc, /*lda=*/L, /*ldb=*/K, /*ldc=*/K,
+            /*trans_a=*/true, false, /*accumulate=*/m0 > a, false);
+  }
+  if (!u.dx) return;
+  // dcol[mc, L] = dz_chunk . W^T (in col, free again), scattered into dx.
+  gemm<T>(buf.col, dzc, u.w, nullptr, mc, L, K, /*lda=*/K, /*ldb=*/K, /*ldc=*/L, false,
+          /*trans_b=*/true, false, false);
+  col2im_rows<T>(u.dx, buf.col, s, m0, m1, m0);
+}
+
+// Units [g0, g1) on the calling thread: each its partials and its images of dx.
+template <typename T>
+void backward_units(const Units<T>& u, int64_t g0, int64_t g1) {
   constexpr int64_t NR = Blocking<T>::NR;
-  const int64_t PQ = s.P * s.Q, HWC = s.H * s.W * s.C, LK = L * K;
-  const int64_t G = min64(s.N, kUnits);
-  // dx as a forward convolution of dz (see dx_by_forward): dz is then needed whole.
-  const bool dx_fwd = dx && dx_by_forward(s);
-  const T* dsrc = dy;  // what the chunks' dz comes from: dy (through act') or dz itself
-  Activation chunk_act = act;
-  if (dx_fwd && act != Activation::linear) {
-    T* dz = static_cast<T*>(thread_workspace(kConvDz, sizeof(T) * M * K));
-    activation_backward<T>(dz, dy, y, M, K, act);
-    dsrc = dz;
-    chunk_act = Activation::linear;
+  const Conv2dShape& s = u.s;
+  const int64_t K = s.K, L = s.R * s.S * s.C, LK = L * K, PQ = s.P * s.Q, HWC = s.H * s.W * s.C;
+  // col: im2col (large L) or dcol (dx) of a chunk. zeros: the row a tap outside the input
+  // reads in small_l_dw (a run of up to Q pixels, a_cs apart).
+  const int64_t ncol = u.small && !u.dx ? 0 : u.rows * L;
+  const int64_t nzero = u.small ? s.Q * s.stride_w * s.C : 0;
+  UnitBuffers<T> buf{};
+  buf.col = static_cast<T*>(thread_workspace(kConvCol, sizeof(T) * max64(ncol + nzero, 1)));
+  buf.zeros = buf.col + ncol;
+  for (int64_t j = 0; j < nzero; ++j) buf.zeros[j] = T(0);
+  // dz of a chunk: read in place from dy (or the whole dz) when linear, else computed into
+  // buf.dz. The in-place dW's last row of an nr < NR panel reads up to NR values past the
+  // chunk, past the end of dy on the last one: with K % NR != 0 it takes buf.dz (+ NR zeros).
+  buf.copy_dz = u.act != Activation::linear || (u.small && K % NR != 0);
+  if (buf.copy_dz) {
+    buf.dz = static_cast<T*>(thread_workspace(kConvGrad, sizeof(T) * (u.rows * K + NR)));
+    for (int64_t j = u.rows * K; j < u.rows * K + NR; ++j) buf.dz[j] = T(0);
   }
-  T* dx_col = dx_fwd ? nullptr : dx;  // dx by col2im in the chunks
-  const bool small = dw_in_place(s, L);
-  // Chunks: whole output rows (small L), or rows of a kColBytes col.
-  const int64_t orows = max64(kSmallPixels / max64(s.Q, 1), 1);
-  const int64_t rows = min64(small ? orows * s.Q : chunk_rows_sub(L, sizeof(T)), M);
-  QRun runs[2 * 64 + 1];
-  const int64_t nruns = small ? q_runs(s, runs) : 0;
-  // Partials: G blocks of [dW (L*K) | db (K)], in the calling thread's workspace.
+  for (int64_t g = g0; g < g1; ++g) {
+    const int64_t n0 = s.N * g / u.G, n1 = s.N * (g + 1) / u.G;
+    const int64_t a = n0 * PQ, e = n1 * PQ;
+    T* pw = u.part + g * (LK + K);
+    T* pb = pw + LK;
+    if (u.dx) std::memset(u.dx + n0 * HWC, 0, sizeof(T) * (n1 - n0) * HWC);
+    for (int64_t j = 0; j < K; ++j) pb[j] = T(0);
+    for (int64_t m0 = a; m0 < e; m0 += u.rows)
+      backward_chunk<T>(u, buf, pw, pb, a, m0, min64(e, m0 + u.rows));
+  }
+}
+
+// dW (=|+=) sum of the G partials in unit order, each element independently (any split);
+// db likewise when asked for.
+template <typename T>
+void add_partials(T* dw, T* db, const T* part, int64_t G, int64_t LK, int64_t K,
+                  bool accumulate) {
   const int64_t stride = LK + K;
-  T* part = static_cast<T*>(thread_workspace(kConvPartial, sizeof(T) * G * stride));
-  const int nt = threads_for_work(4.0 * double(M) * double(K) * double(L));
-  parallel_ranges(G, nt, [&](int64_t g0, int64_t g1) {
-    // col: im2col (large L) or dcol (dx) of a chunk. zeros: the row a tap outside the input
-    // reads in small_l_dw (a run of up to Q pixels, a_cs apart).
-    const int64_t ncol = small && !dx_col ? 0 : rows * L;
-    const int64_t nzero = small ? s.Q * s.stride_w * s.C : 0;
-    T* col = static_cast<T*>(thread_workspace(kConvCol, sizeof(T) * max64(ncol + nzero, 1)));
-    T* zeros = col + ncol;
-    for (int64_t j = 0; j < nzero; ++j) zeros[j] = T(0);
-    // dz of a chunk: read in place from dy (or the whole dz) when linear, else computed into
-    // dz_buf. The in-place dW's last row of an nr < NR panel reads up to NR values past the
-    // chunk, past the end of dy on the last one: with K % NR != 0 it takes dz_buf (+ NR zeros).
-    const bool copy_dz = chunk_act != Activation::linear || (small && K % NR != 0);
-    T* dz_buf = nullptr;
-    if (copy_dz) {
-      dz_buf = static_cast<T*>(thread_workspace(kConvGrad, sizeof(T) * (rows * K + NR)));
-      for (int64_t j = rows * K; j < rows * K + NR; ++j) dz_buf[j] = T(0);
-    }
-    for (int64_t g = g0; g < g1; ++g) {
-      const int64_t n0 = s.N * g / G, n1 = s.N * (g + 1) / G;
-      const int64_t a = n0 * PQ, e = n1 * PQ;
-      T* pw = part + g * stride;
-      T* pb = pw + LK;
-      if (dx_col) std::memset(dx_col + n0 * HWC, 0, sizeof(T) * (n1 - n0) * HWC);
-      for (int64_t j = 0; j < K; ++j) pb[j] = T(0);
-      for (int64_t m0 = a; m0 < e; m0 += rows) {
-        const int64_t m1 = min64(e, m0 + rows), mc = m1 - m0;
-        const T* dzc = dsrc + m0 * K;
-        if (chunk_act != Activation::linear)
-          activation_backward<T>(dz_buf, dzc, y + m0 * K, mc, K, chunk_act);
-        else if (copy_dz)
-          std::memcpy(dz_buf, dzc, sizeof(T) * mc * K);
-        if (copy_dz) dzc = dz_buf;
-        if (db) add_column_sums<T>(pb, dzc, mc, K);
-        if (small) {
-          small_l_dw<T>(pw, x, dzc, zeros, s, runs, nruns, m0 / s.Q, m1 / s.Q, m0 > a);
-        } else {
-          im2col_rows<T>(col, x, s, m0, m1);
-          gemm<T>(pw, col, dzc, nullptr, L, K, mc, /*lda=*/L, /*ldb=*/K, /*ldc=*/K,
-                  /*trans_a=*/true, false, /*accumulate=*/m0 > a, false);
-        }
-        if (!dx_col) continue;
-        // dcol[mc, L] = dz_chunk . W^T (in col, free again), scattered into dx.
-        gemm<T>(col, dzc, w, nullptr, mc, L, K, /*lda=*/K, /*ldb=*/K, /*ldc=*/L, false,
-                /*trans_b=*/true, false, false);
-        col2im_rows<T>(dx_col, col, s, m0, m1, m0);
-      }
-    }
-  });
-  // dW (=|+=) sum of the partials in unit order, each element independently (any split).
   parallel_ranges(stride, copy_threads(G * stride), [&](int64_t lo, int64_t hi) {
     for (int64_t i = lo; i < hi; ++i) {
       if (i >= LK && !db) break;
@@ -287,7 +296,64 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, c
       *d = accumulate ? *d + sum : sum;
     }
   });
+}
+
+// The in_place / im2col dW paths, with dx by_forward, col2im or none.
+template <typename T>
+void backward_chunked(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const T* y,
+                      const Conv2dShape& s, Activation act, bool accumulate,
+                      ConvBackwardPaths path) {
+  const int64_t M = s.N * s.P * s.Q, K = s.K, L = s.R * s.S * s.C;
+  // dx as a forward convolution of dz (see dx_by_forward): dz is then needed whole.
+  const bool dx_fwd = path.dx == ConvDxPath::by_forward;
+  const T* dsrc = dy;
+  Activation chunk_act = act;
+  if (dx_fwd && act != Activation::linear) {
+    T* dz = static_cast<T*>(thread_workspace(kConvDz, sizeof(T) * M * K));
+    activation_backward<T>(dz, dy, y, M, K, act);
+    dsrc = dz;
+    chunk_act = Activation::linear;
+  }
+  const bool small = path.dw == ConvDwPath::in_place;
+  // Chunks: whole output rows (small L), or rows of a kColBytes col.
+  const int64_t orows = max64(kSmallPixels / max64(s.Q, 1), 1);
+  const int64_t rows = min64(small ? orows * s.Q : chunk_rows_sub(L, sizeof(T)), M);
+  QRun runs[2 * 64 + 1];
+  const int64_t nruns = small ? q_runs(s, runs) : 0;
+  // Partials: G blocks of [dW (L*K) | db (K)], in the calling thread's workspace.
+  const int64_t G = min64(s.N, kUnits);
+  T* part = static_cast<T*>(thread_workspace(kConvPartial, sizeof(T) * G * (L * K + K)));
+  T* dx_col = path.dx == ConvDxPath::col2im ? dx : nullptr;
+  const Units<T> u{s, x, w, y, dsrc, chunk_act, dx_col, db != nullptr, small, G, rows, runs,
+                   nruns, part};
+  const int nt = threads_for_work(4.0 * double(M) * double(K) * double(L));
+  parallel_ranges(G, nt, [&](int64_t g0, int64_t g1) { backward_units<T>(u, g0, g1); });
+  add_partials<T>(dw, db, part, G, L * K, K, accumulate);
   if (dx_fwd) conv2d_dx_by_forward<T>(dx, dsrc, w, nullptr, s, Activation::linear);
+}
+
+}  // namespace
+
+template <typename T>
+ConvBackwardPaths conv2d_backward_paths(const Conv2dShape& s, bool need_dx) {
+  const int64_t M = s.N * s.P * s.Q, L = s.R * s.S * s.C;
+  const auto dx = [&](ConvDxPath p) { return need_dx ? p : ConvDxPath::none; };
+  if (M <= 0 || s.K <= 0) return {dx(ConvDxPath::empty), ConvDwPath::empty};
+  if (is_pointwise(s) || L == 0) return {dx(ConvDxPath::pointwise), ConvDwPath::pointwise};
+  return {dx(dx_by_forward(s) ? ConvDxPath::by_forward : ConvDxPath::col2im),
+          dw_in_place(s, L) ? ConvDwPath::in_place : ConvDwPath::im2col};
+}
+
+template <typename T>
+void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const T* y,
+                     const Conv2dShape& s, Activation act, bool accumulate) {
+  const ConvBackwardPaths path = conv2d_backward_paths<T>(s, dx != nullptr);
+  switch (path.dw) {
+    case ConvDwPath::empty: return backward_empty<T>(dx, dw, db, s, accumulate);
+    case ConvDwPath::pointwise:
+      return backward_pointwise<T>(dx, dw, db, dy, x, w, y, s, act, accumulate);
+    default: return backward_chunked<T>(dx, dw, db, dy, x, w, y, s, act, accumulate, path);
+  }
 }
 
 // dx[n, h, w, c] = sum over (r, t, k) of dz[n, h + pt - r*dh, w + pl - t*dw, k] w[r, t, c, k]:
@@ -334,6 +400,8 @@ template void conv2d_dx_by_forward<double>(double*, const double*, const double*
 template void conv2d_col2im<float>(float*, const float*, const Conv2dShape&, int64_t, int64_t);
 template void conv2d_col2im<double>(double*, const double*, const Conv2dShape&, int64_t,
                                     int64_t);
+template ConvBackwardPaths conv2d_backward_paths<float>(const Conv2dShape&, bool);
+template ConvBackwardPaths conv2d_backward_paths<double>(const Conv2dShape&, bool);
 
 }  // namespace DLFAST_ISA
 }  // namespace dlfast

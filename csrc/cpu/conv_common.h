@@ -1,5 +1,7 @@
 // 2-D convolution, NHWC x HWIO, on top of the packed GEMM: what conv_forward.cpp and
-// conv_backward.cpp share (internal linkage, compiled into each once per ISA; see kernels.h).
+// conv_backward.cpp share (internal linkage, compiled into each once per ISA; see kernels.h):
+// the math, the chunking of col(x) in both directions, and col(x) itself unpacked
+// (im2col_rows, and its transpose col2im_rows; the forward writes its packed form itself).
 // Letters: N batch, H W input height width, C in-channels, K out-channels (filters),
 // R S kernel height width, P Q output height width; M = N*P*Q output pixels, L = R*S*C.
 //   x[N,H,W,C]  w[R,S,C,K] (= the matrix W[L,K], no copy)  b[K]  y[N,P,Q,K] (= Y[M,K])
@@ -27,6 +29,7 @@
 #include <cstring>
 
 #include "common/dispatch.h"
+#include "common/threading.h"
 
 namespace dlfast {
 namespace DLFAST_ISA {
@@ -39,6 +42,26 @@ namespace {
 constexpr int64_t kColBytes = int64_t(1) << 20;
 
 inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+// Output rows per im2col chunk: whole images when one fits the budget, else a slice of one.
+inline int64_t chunk_rows(const Conv2dShape& s, int64_t L, size_t elem) {
+  const int64_t PQ = s.P * s.Q;
+  int64_t rows = max64(kColBytes / int64_t(elem) / max64(L, 1), 64);
+  if (PQ > 0 && rows >= PQ) rows = rows / PQ * PQ;
+  return rows;
+}
+
+// Backward work units (groups of whole images): enough for 8 threads to share evenly, few
+// enough that adding the partial dW's stays cheap next to the GEMMs.
+constexpr int64_t kUnits = 8;
+
+// Rows per backward sub-chunk: col (and dcol) of kColBytes.
+inline int64_t chunk_rows_sub(int64_t L, size_t elem) {
+  return max64(kColBytes / int64_t(elem) / max64(L, 1), 16);
+}
+
+// Threads for a copy/scatter loop touching n elements (~1/8 of a flop's worth of time each).
+inline int copy_threads(int64_t n) { return threads_for_work(8.0 * double(n)); }
 
 inline bool is_pointwise(const Conv2dShape& s) {
   return s.R == 1 && s.S == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_top == 0 &&

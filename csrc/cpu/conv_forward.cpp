@@ -1,8 +1,12 @@
 // 2-D convolution forward, y = act(conv2d(x, w) + b), compiled once per ISA (see kernels.h;
-// the letters, the math and the helpers both directions share: conv_common.h). Paths: a 1x1
-// stride-1 kernel (or L = 0) is one GEMM on x as it is; short window rows (S*C < 32) run
-// register tiles that read x in place (conv_direct_rows); the rest writes im2col straight into
-// the GEMM's packed-A layout (im2col_packed + gemm_prepacked_a), one chunk at a time.
+// the letters, the math and the helpers both directions share: conv_common.h). The paths,
+// chosen by conv2d_forward_path:
+//   pointwise  a 1x1 stride-1 kernel (or L = 0): one GEMM on x as it is (forward_pointwise)
+//   direct     short window rows (S*C < 32): register tiles that read x in place
+//              (conv_direct_rows)
+//   packed     the rest: im2col written straight into the GEMM's packed-A layout, one chunk
+//              at a time (im2col_packed + gemm_prepacked_a)
+//   empty      no output pixel or filter: nothing to do
 #include <cstring>
 
 #include "common/threading.h"
@@ -16,14 +20,6 @@
 namespace dlfast {
 namespace DLFAST_ISA {
 namespace {
-
-// Output rows per im2col chunk: whole images when one fits the budget, else a slice of one.
-inline int64_t chunk_rows(const Conv2dShape& s, int64_t L, size_t elem) {
-  const int64_t PQ = s.P * s.Q;
-  int64_t rows = max64(kColBytes / int64_t(elem) / max64(L, 1), 64);
-  if (PQ > 0 && rows >= PQ) rows = rows / PQ * PQ;
-  return rows;
-}
 
 // ---- Forward: im2col straight into the GEMM's packed-A layout (see gemm_prepacked_a) ----
 // Before, im2col wrote col[M, L] and gemm's pack_a copied it again into MR-row panels: a
@@ -212,53 +208,58 @@ void conv_direct_rows(T* y, const T* x, const T* Bp, const T* b, T* panel, const
   }
 }
 
-}  // namespace
+// An activation the GEMM's store cannot apply (all but linear and ReLU): a pass over y after.
+inline bool post_pass(Activation act) {
+  return act != Activation::linear && act != Activation::relu;
+}
 
-// Forward units: chunks of kColBytes-sized rows; any row of y is computed by the same GEMM
-// call for any thread count.
+// 1x1 stride 1: x is the GEMM's A as it is. L = 0 (no input channel): the GEMM's empty
+// product, y = act(bias) (the chunked paths below divide by L).
 template <typename T>
-void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dShape& s,
+void forward_pointwise(T* y, const T* x, const T* w, const T* b, const Conv2dShape& s,
+                       Activation act) {
+  const int64_t M = s.N * s.P * s.Q, K = s.K, L = s.R * s.S * s.C;
+  gemm<T>(y, x, w, b, M, K, L, /*lda=*/L, /*ldb=*/K, /*ldc=*/K, false, false, false,
+          act == Activation::relu);
+  if (post_pass(act)) activation_forward<T>(y, y, M, K, act);
+}
+
+// Direct tiles (conv_direct_rows), the N*P output rows split between threads.
+template <typename T>
+void forward_direct(T* y, const T* x, const T* w, const T* b, const Conv2dShape& s,
+                    Activation act) {
+  constexpr int NR = kNV * Vec<T>::lanes;
+  const int64_t M = s.N * s.P * s.Q, K = s.K, L = s.R * s.S * s.C;
+  const bool relu = act == Activation::relu, post = post_pass(act);
+  const int64_t npan = (K + NR - 1) / NR;
+  // W packed once: NR-wide panels, k-major, zero-padded columns (read by all threads).
+  T* Bp = static_cast<T*>(thread_workspace(kConvPartial, sizeof(T) * npan * L * NR));
+  for (int64_t jp = 0; jp < npan; ++jp)
+    for (int64_t l = 0; l < L; ++l)
+      for (int j = 0; j < NR; ++j)
+        Bp[(jp * L + l) * NR + j] = jp * NR + j < K ? w[l * K + jp * NR + j] : T(0);
+  const int nt = threads_for_work(2.0 * double(M) * double(K) * double(L));
+  parallel_ranges(s.N * s.P, nt, [&](int64_t r0, int64_t r1) {
+    T* panel =
+        static_cast<T*>(thread_workspace(kConvCol, sizeof(T) * (kMR * L + kMR + s.S * s.C)));
+    T* zeros = panel + kMR * L + kMR;
+    std::memset(zeros, 0, sizeof(T) * s.S * s.C);
+    conv_direct_rows<T>(y, x, Bp, b, panel, zeros, s, r0, r1, relu);
+    if (post)
+      activation_forward<T>(y + r0 * s.Q * K, y + r0 * s.Q * K, (r1 - r0) * s.Q, K, act);
+  });
+}
+
+// im2col_packed + gemm_prepacked_a, chunk by chunk. Forward units: chunks of kColBytes-sized
+// rows; any row of y is computed by the same GEMM call for any thread count.
+template <typename T>
+void forward_packed(T* y, const T* x, const T* w, const T* b, const Conv2dShape& s,
                     Activation act) {
   const int64_t M = s.N * s.P * s.Q, K = s.K, L = s.R * s.S * s.C;
-  const bool relu = act == Activation::relu;
-  const bool post = act != Activation::linear && !relu;
-  if (M <= 0 || K <= 0) return;
-  // 1x1 stride 1: x is the GEMM's A as it is. L = 0 (no input channel): the GEMM's empty
-  // product, y = act(bias) (the chunked paths below divide by L).
-  if (is_pointwise(s) || L == 0) {
-    gemm<T>(y, x, w, b, M, K, L, /*lda=*/L, /*ldb=*/K, /*ldc=*/K, false, false, false, relu);
-    if (post) activation_forward<T>(y, y, M, K, act);
-    return;
-  }
+  const bool relu = act == Activation::relu, post = post_pass(act);
   const int64_t rows = chunk_rows(s, L, sizeof(T));
   const int64_t chunks = (M + rows - 1) / rows;
   const int nt = threads_for_work(2.0 * double(M) * double(K) * double(L));
-  // Direct path (no im2col pass) where the window rows are short (S*C < 32: im2col_packed
-  // spends more on per-segment work than on copying) and rows hold several whole tiles.
-  // 2 threads, ms, packed -> direct (torch_cl): 3->32 32x32 b64 1.28 -> 0.70 (0.77-0.84);
-  // it lost elsewhere: 32->64 15x15 2.55 -> 3.26, 64->64 6x6 0.54 -> 0.77 (few whole tiles
-  // per row), 'same' 32x32x32 about even (8.2 vs 9.4 on a noisier run).
-  if (s.S * s.C < 32 && s.Q >= 2 * kMR && s.R <= 16) {
-    constexpr int NR = kNV * Vec<T>::lanes;
-    const int64_t npan = (K + NR - 1) / NR;
-    // W packed once: NR-wide panels, k-major, zero-padded columns (read by all threads).
-    T* Bp = static_cast<T*>(thread_workspace(kConvPartial, sizeof(T) * npan * L * NR));
-    for (int64_t jp = 0; jp < npan; ++jp)
-      for (int64_t l = 0; l < L; ++l)
-        for (int j = 0; j < NR; ++j)
-          Bp[(jp * L + l) * NR + j] = jp * NR + j < K ? w[l * K + jp * NR + j] : T(0);
-    const int64_t nrows = s.N * s.P;
-    parallel_ranges(nrows, nt, [&](int64_t r0, int64_t r1) {
-      T* panel = static_cast<T*>(
-          thread_workspace(kConvCol, sizeof(T) * (kMR * L + kMR + s.S * s.C)));
-      T* zeros = panel + kMR * L + kMR;
-      std::memset(zeros, 0, sizeof(T) * s.S * s.C);
-      conv_direct_rows<T>(y, x, Bp, b, panel, zeros, s, r0, r1, relu);
-      if (post)
-        activation_forward<T>(y + r0 * s.Q * K, y + r0 * s.Q * K, (r1 - r0) * s.Q, K, act);
-    });
-    return;
-  }
   const int64_t kstep = gemm_k_step<T>(L);
   const int64_t rows_pad = (min64(rows, M) + kMR - 1) / kMR * kMR;
   parallel_ranges(chunks, chunks >= 2 ? nt : 1, [&](int64_t c0, int64_t c1) {
@@ -277,10 +278,40 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dShape&
   });
 }
 
+}  // namespace
+
+template <typename T>
+ConvForwardPath conv2d_forward_path(const Conv2dShape& s) {
+  const int64_t M = s.N * s.P * s.Q, L = s.R * s.S * s.C;
+  if (M <= 0 || s.K <= 0) return ConvForwardPath::empty;
+  if (is_pointwise(s) || L == 0) return ConvForwardPath::pointwise;
+  // Direct path (no im2col pass) where the window rows are short (S*C < 32: im2col_packed
+  // spends more on per-segment work than on copying) and rows hold several whole tiles
+  // (R <= 16: conv_direct_rows's pointer arrays).
+  // 2 threads, ms, packed -> direct (torch_cl): 3->32 32x32 b64 1.28 -> 0.70 (0.77-0.84);
+  // it lost elsewhere: 32->64 15x15 2.55 -> 3.26, 64->64 6x6 0.54 -> 0.77 (few whole tiles
+  // per row), 'same' 32x32x32 about even (8.2 vs 9.4 on a noisier run).
+  if (s.S * s.C < 32 && s.Q >= 2 * kMR && s.R <= 16) return ConvForwardPath::direct;
+  return ConvForwardPath::packed;
+}
+
+template <typename T>
+void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dShape& s,
+                    Activation act) {
+  switch (conv2d_forward_path<T>(s)) {
+    case ConvForwardPath::empty: return;
+    case ConvForwardPath::pointwise: return forward_pointwise<T>(y, x, w, b, s, act);
+    case ConvForwardPath::direct: return forward_direct<T>(y, x, w, b, s, act);
+    case ConvForwardPath::packed: return forward_packed<T>(y, x, w, b, s, act);
+  }
+}
+
 template void conv2d_forward<float>(float*, const float*, const float*, const float*,
                                     const Conv2dShape&, Activation);
 template void conv2d_forward<double>(double*, const double*, const double*, const double*,
                                      const Conv2dShape&, Activation);
+template ConvForwardPath conv2d_forward_path<float>(const Conv2dShape&);
+template ConvForwardPath conv2d_forward_path<double>(const Conv2dShape&);
 
 }  // namespace DLFAST_ISA
 }  // namespace dlfast
