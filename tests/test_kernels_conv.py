@@ -229,7 +229,7 @@ def test_results_do_not_depend_on_thread_count(isa, case, rng):
 
 
 # The forward either reads x in place (direct tiles) or writes im2col straight into the GEMM's packed-A layout (MR-pixel panels, the
-# reduction L = R*S*C cut in K blocks; csrc/cpu/conv.cpp im2col_packed + gemm_prepacked_a).
+# reduction L = R*S*C cut in K blocks; csrc/cpu/conv_forward.cpp im2col_packed + gemm_prepacked_a).
 # These shapes aim at its edges: windows straddling a K block boundary (L > KC), panels that
 # cross output rows and images, M not a multiple of MR, border pixels with and without
 # padding, strides, dilation, one channel, odd filter counts.

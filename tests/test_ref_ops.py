@@ -44,7 +44,8 @@ OPS = ["gemm", "dense_forward", "dense_backward", "activation_forward", "activat
        "batchnorm_forward", "batchnorm_backward", "upsampling2d_forward",
        "upsampling2d_backward", "zeropadding2d_forward", "zeropadding2d_backward"]
 NOT_OPS = {"build_info", "cpu_capability", "set_cpu_capability", "get_num_threads",
-           "set_num_threads", "reference_gemm", "ref", "window_axis",  # geometry, not a kernel
+           "set_num_threads", "reference_gemm", "ref",
+           "window_axis", "conv2d_paths", "conv2d_path_names",  # geometry and path choice
            "ACTIVATIONS", "LOSSES", "KERNELS"}  # the lists of csrc/common/dispatch.h
 
 

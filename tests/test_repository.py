@@ -149,6 +149,7 @@ def test_kernel_table_is_listed_by_name():
     assert len(names) == len(set(names)) and len(names) >= 32
     with open(os.path.join(ROOT, "csrc", "common", "dispatch.h"), encoding="utf-8") as f:
         header = f.read()
-    struct = header[header.index("struct KernelTable"):header.index("#define DLFAST_KERNELS")]
+    struct = header[header.index("struct KernelTable {"):]
+    struct = struct[:struct.index("\n};")]
     fields = re.findall(r"\(\*(\w+)\)\(", struct)
     assert fields == list(names)  # same entries, same order as declared

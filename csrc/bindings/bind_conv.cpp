@@ -1,8 +1,12 @@
-// dlfast._core.conv2d_forward / conv2d_backward (see csrc/cpu/conv.cpp for the math).
+// dlfast._core.conv2d_forward / conv2d_backward (see csrc/cpu/conv_common.h for the math).
 // x (N, H, W, C), kernel (R, S, C, K) HWIO, bias (K,), y and dy (N, P, Q, K). The output size
 // and the padding come from 'valid'/'same' with TensorFlow's arithmetic (conv_shape below).
+#include <iterator>
 #include <string>
 #include <utility>
+#include <vector>
+
+#include <pybind11/stl.h>
 
 #include "bindings/array_check.h"
 #include "bindings/conv_args.h"
@@ -61,6 +65,29 @@ struct ConvArgs {
   Conv2dShape s;
 };
 
+// The full shape from x's and the kernel's (4 sizes each), strides, padding and dilation
+// (checked already: check_step, same_padding).
+Conv2dShape conv_shape(const char* fn, const std::vector<int64_t>& x_shape,
+                       const std::vector<int64_t>& w_shape, const Pair& strides, bool same,
+                       const Pair& dilation) {
+  Conv2dShape s{};
+  s.N = x_shape[0], s.H = x_shape[1], s.W = x_shape[2], s.C = x_shape[3];
+  s.R = w_shape[0], s.S = w_shape[1], s.K = w_shape[3];
+  if (w_shape[2] != s.C)
+    throw py::value_error(std::string(fn) + ": 'x' has " + std::to_string(s.C) +
+                          " channels (shape " + shape_string(x_shape) + ") but 'kernel' " +
+                          "expects " + std::to_string(w_shape[2]) + " input channels (shape " +
+                          shape_string(w_shape) + ", HWIO)");
+  if (s.R < 1 || s.S < 1)
+    throw py::value_error(std::string(fn) + ": 'kernel' must have a nonzero height and width, "
+                          "got shape " + shape_string(w_shape));
+  s.stride_h = strides.first, s.stride_w = strides.second;
+  s.dil_h = dilation.first, s.dil_w = dilation.second;
+  axis_shape(fn, "height", s.H, s.R, s.stride_h, s.dil_h, same, &s.P, &s.pad_top);
+  axis_shape(fn, "width", s.W, s.S, s.stride_w, s.dil_w, same, &s.Q, &s.pad_left);
+  return s;
+}
+
 // Checks x and kernel and derives the full shape from strides, padding and dilation.
 template <typename T>
 ConvArgs<T> conv_args(const char* fn, py::handle x_obj, py::handle w_obj, const Pair& strides,
@@ -69,21 +96,7 @@ ConvArgs<T> conv_args(const char* fn, py::handle x_obj, py::handle w_obj, const 
   check_step(fn, "dilation", dilation);
   const bool same = same_padding(fn, padding);
   ConvArgs<T> a{array_arg<T>(x_obj, fn, "x", 4), array_arg<T>(w_obj, fn, "kernel", 4), {}};
-  Conv2dShape& s = a.s;
-  s.N = a.x.dim(0), s.H = a.x.dim(1), s.W = a.x.dim(2), s.C = a.x.dim(3);
-  s.R = a.w.dim(0), s.S = a.w.dim(1), s.K = a.w.dim(3);
-  if (a.w.dim(2) != s.C)
-    throw py::value_error(std::string(fn) + ": 'x' has " + std::to_string(s.C) +
-                          " channels (shape " + shape_string(a.x.shape) + ") but 'kernel' " +
-                          "expects " + std::to_string(a.w.dim(2)) + " input channels (shape " +
-                          shape_string(a.w.shape) + ", HWIO)");
-  if (s.R < 1 || s.S < 1)
-    throw py::value_error(std::string(fn) + ": 'kernel' must have a nonzero height and width, "
-                          "got shape " + shape_string(a.w.shape));
-  s.stride_h = strides.first, s.stride_w = strides.second;
-  s.dil_h = dilation.first, s.dil_w = dilation.second;
-  axis_shape(fn, "height", s.H, s.R, s.stride_h, s.dil_h, same, &s.P, &s.pad_top);
-  axis_shape(fn, "width", s.W, s.S, s.stride_w, s.dil_w, same, &s.Q, &s.pad_left);
+  a.s = conv_shape(fn, a.x.shape, a.w.shape, strides, same, dilation);
   return a;
 }
 
@@ -169,6 +182,69 @@ py::object conv2d_backward(py::handle dy_obj, py::handle x_obj, py::handle w_obj
   });
 }
 
+// The names conv2d_paths gives each path, in the order of its enum (common/dispatch.h).
+const char* const kForwardPaths[] = {"empty", "pointwise", "direct", "packed"};
+const char* const kDxPaths[] = {"none", "empty", "pointwise", "by_forward", "col2im"};
+const char* const kDwPaths[] = {"empty", "pointwise", "in_place", "im2col"};
+static_assert(std::size(kForwardPaths) == size_t(ConvForwardPath::packed) + 1, "");
+static_assert(std::size(kDxPaths) == size_t(ConvDxPath::col2im) + 1, "");
+static_assert(std::size(kDwPaths) == size_t(ConvDwPath::im2col) + 1, "");
+
+// A shape argument given as sizes: 4 of them, each >= 0, whose product (zeros counted as 1)
+// fits int64, as an array's shape would; ValueError otherwise.
+std::vector<int64_t> shape_arg(const char* fn, const char* name, const std::vector<int64_t>& v) {
+  int64_t n = 1;
+  bool ok = v.size() == 4;
+  for (int64_t e : v) ok = ok && e >= 0 && !__builtin_mul_overflow(n, e > 0 ? e : 1, &n);
+  if (!ok)
+    throw py::value_error(std::string(fn) + ": '" + name + "' must be 4 sizes >= 0 (an " +
+                          "array's shape), got " + shape_string(v));
+  return v;
+}
+
+// The paths conv2d_forward and conv2d_backward (with need_dx) take for these shapes on the
+// active ISA: {'forward': ..., 'dx': ..., 'dw': ...}, named as above.
+py::object conv2d_paths(const std::vector<int64_t>& x_shape,
+                        const std::vector<int64_t>& w_shape, Pair strides, std::string padding,
+                        Pair dilation, py::handle dtype, bool need_dx) {
+  const char* fn = "conv2d_paths";
+  check_step(fn, "strides", strides);
+  check_step(fn, "dilation", dilation);
+  const bool same = same_padding(fn, padding);
+  const Conv2dShape s = conv_shape(fn, shape_arg(fn, "x_shape", x_shape),
+                                   shape_arg(fn, "kernel_shape", w_shape), strides, same,
+                                   dilation);
+  const py::dtype dt = py::dtype::from_args(py::reinterpret_borrow<py::object>(dtype));
+  if (!dt.equal(py::dtype::of<float>()) && !dt.equal(py::dtype::of<double>()))
+    throw py::type_error(std::string(fn) + ": dtype must be float32 or float64, got " +
+                         std::string(py::str(dt)));
+  const FloatType t = dt.equal(py::dtype::of<float>()) ? FloatType::f32 : FloatType::f64;
+  return dispatch_float(t, [&](auto tag) -> py::object {
+    using T = decltype(tag);
+    const ConvBackwardPaths b = conv_paths<T>().backward(s, need_dx);
+    py::dict d;
+    d["forward"] = kForwardPaths[int(conv_paths<T>().forward(s))];
+    d["dx"] = kDxPaths[int(b.dx)];
+    d["dw"] = kDwPaths[int(b.dw)];
+    return std::move(d);
+  });
+}
+
+template <size_t N>
+py::tuple name_tuple(const char* const (&names)[N]) {
+  py::tuple t(N);
+  for (size_t i = 0; i < N; ++i) t[i] = py::str(names[i]);
+  return t;
+}
+
+py::dict conv2d_path_names() {
+  py::dict d;
+  d["forward"] = name_tuple(kForwardPaths);
+  d["dx"] = name_tuple(kDxPaths);
+  d["dw"] = name_tuple(kDwPaths);
+  return d;
+}
+
 }  // namespace
 
 template <Impl I>
@@ -202,6 +278,15 @@ void bind_conv(py::module_& m) {
         "Adds the kernel and bias gradients into dkernel and dbias (or writes them when "
         "accumulate is False), with dz = dy * act'(y); returns dx (N, H, W, C), or None when "
         "need_dx is False.");
+  if constexpr (I != Impl::fast) return;  // the fast kernels' choices: on dlfast._core only
+  m.def("conv2d_paths", &conv2d_paths, py::arg("x_shape"), py::arg("kernel_shape"),
+        py::arg("strides"), py::arg("padding"), py::arg("dilation"), py::arg("dtype"),
+        py::arg("need_dx") = true,
+        "The paths conv2d_forward and conv2d_backward take for these shapes on the active "
+        "ISA, as the kernels choose them: a dict {'forward', 'dx', 'dw'} of path names (for "
+        "tests).");
+  m.def("conv2d_path_names", &conv2d_path_names,
+        "Every name conv2d_paths can give, per key: {'forward', 'dx', 'dw'} -> tuple.");
 }
 
 template void bind_conv<Impl::fast>(py::module_& m);

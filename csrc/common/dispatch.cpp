@@ -57,11 +57,22 @@ KernelTable<T> table_for(Isa isa) {
   return t;
 }
 
+template <typename T>
+ConvPathTable<T> conv_paths_for(Isa isa) {
+  switch (isa) {
+    case kAvx512: return {&avx512::conv2d_forward_path<T>, &avx512::conv2d_backward_paths<T>};
+    case kAvx2: return {&avx2::conv2d_forward_path<T>, &avx2::conv2d_backward_paths<T>};
+    default: return {&generic::conv2d_forward_path<T>, &generic::conv2d_backward_paths<T>};
+  }
+}
+
 struct State {
   Isa supported = detect_isa();
   Isa active = supported;
   KernelTable<float> f32 = table_for<float>(supported);
   KernelTable<double> f64 = table_for<double>(supported);
+  ConvPathTable<float> paths32 = conv_paths_for<float>(supported);
+  ConvPathTable<double> paths64 = conv_paths_for<double>(supported);
 
   State() {
     // DLFAST_CPU_CAPABILITY may force a lower path; an unknown or unsupported name is ignored
@@ -74,6 +85,8 @@ struct State {
         active = Isa(i);
         f32 = table_for<float>(active);
         f64 = table_for<double>(active);
+        paths32 = conv_paths_for<float>(active);
+        paths64 = conv_paths_for<double>(active);
         return true;
       }
     }
@@ -95,6 +108,15 @@ const KernelTable<float>& kernels<float>() {
 template <>
 const KernelTable<double>& kernels<double>() {
   return state().f64;
+}
+
+template <>
+const ConvPathTable<float>& conv_paths<float>() {
+  return state().paths32;
+}
+template <>
+const ConvPathTable<double>& conv_paths<double>() {
+  return state().paths64;
 }
 
 const char* cpu_capability() { return kIsaNames[state().active]; }

@@ -41,6 +41,21 @@ struct Conv2dShape {
   int64_t pad_top, pad_left;
 };
 
+// The strategy conv2d_forward and conv2d_backward take for a shape; csrc/cpu/conv_forward.cpp
+// and conv_backward.cpp say when and why. The bindings name them (conv2d_paths) in this order.
+// empty: no output pixel or filter; pointwise: 1x1 stride 1 (or no input channel), plain GEMMs
+// on x; direct: register tiles reading x in place; packed: im2col into the GEMM's packed A.
+enum class ConvForwardPath : int { empty, pointwise, direct, packed };
+// dx: none (not asked for), empty, pointwise, by_forward (a forward convolution of dz with the
+// flipped kernel), col2im (dcol = dz W^T scattered). dw: empty, pointwise, in_place (x read in
+// place by the micro-kernel), im2col (col(x)^T dz by gemm()).
+enum class ConvDxPath : int { none, empty, pointwise, by_forward, col2im };
+enum class ConvDwPath : int { empty, pointwise, in_place, im2col };
+struct ConvBackwardPaths {
+  ConvDxPath dx;
+  ConvDwPath dw;
+};
+
 // 2-D pooling on NHWC input: x[N,H,W,C] -> y[N,P,Q,C], window R x S, same index arithmetic as
 // Conv2dShape (no dilation). Max pooling pads with -inf; average pooling divides by the number
 // of window cells inside the input (padding excluded, as TensorFlow).
@@ -205,6 +220,16 @@ struct KernelTable {
                                     bool accumulate);
 };
 
+// The paths conv2d_forward and conv2d_backward take for s on this ISA (the choice they make
+// themselves; the tiles differ per ISA); need_dx: dx is asked for (else dx is none). Not
+// kernels, so apart from KernelTable (csrc/ref has no paths): the tests read them through
+// dlfast._core.conv2d_paths.
+template <typename T>
+struct ConvPathTable {
+  ConvForwardPath (*forward)(const Conv2dShape& s);
+  ConvBackwardPaths (*backward)(const Conv2dShape& s, bool need_dx);
+};
+
 // Every entry of KernelTable by name. dispatch.cpp fills the table from this list, field by
 // name (so two entries cannot be swapped), and a static_assert there fails the build when the
 // struct has an entry the list lacks. Each name is also in dlfast._core.KERNELS (the tests
@@ -221,6 +246,8 @@ struct KernelTable {
 
 template <typename T>
 const KernelTable<T>& kernels();
+template <typename T>
+const ConvPathTable<T>& conv_paths();
 
 // The instruction set whose kernels are in use ("avx512", "avx2" or "generic"),
 // and the best one this CPU supports.

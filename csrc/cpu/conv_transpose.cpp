@@ -1,11 +1,13 @@
 // 2-D transposed convolution (Keras's Conv2DTranspose), NHWC; compiled once per ISA (see
 // kernels.h). It is the data gradient of a forward convolution, so it is described by that
-// convolution's Conv2dShape s and shares conv.cpp's machinery:
+// convolution's Conv2dShape s and shares the convolution's machinery (conv_forward.cpp,
+// conv_backward.cpp):
 //   x[N,P,Q,K]  (the transposed convolution's input: the forward convolution's output)
 //   w[R,S,C,K]  (Keras's kernel (kh, kw, filters, in_channels): the forward kernel, HWIO)
 //   b[C]        y[N,H,W,C] (the output: the forward convolution's input, C = filters)
-// Letters as in conv.cpp; M = N*P*Q input pixels, L = R*S*C. Input pixel (p, q) reaches output
-// pixel (h, w) through tap (r, t) when h = p*sh - pad_top + r*dh, w = q*sw - pad_left + t*dw.
+// Letters as in conv_common.h; M = N*P*Q input pixels, L = R*S*C. Input pixel (p, q) reaches
+// output pixel (h, w) through tap (r, t) when h = p*sh - pad_top + r*dh, w = q*sw - pad_left +
+// t*dw.
 //   forward:  y = act(col2im(X . W^T) + b)     X[M,K], W[L,K]: row m of X . W^T is what
 //                                              input pixel m adds to its R x S window of y
 //   backward: dz = dy * act'(y); db (+= or =) colsum(dz)
@@ -38,7 +40,7 @@ namespace {
 inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
 // Per-thread buffers of about this size (dcol chunks; a unit's y; a chunk's dz and x): they
-// stay in L2 between the loop that writes them and the ones that read them (as conv.cpp's
+// stay in L2 between the loop that writes them and the ones that read them (as conv_common.h's
 // kColBytes). The direct forward's unit of y: 256 KiB to 2 MiB measured within noise at the
 // bench shape (0.66-0.70 ms); 512 KiB taken.
 constexpr int64_t kChunkBytes = int64_t(1) << 20;
@@ -64,8 +66,8 @@ inline bool is_pointwise(const Conv2dShape& s) {
          s.pad_left == 0 && s.P == s.H && s.Q == s.W;
 }
 
-// As conv.cpp's dx_by_forward: stride 1 and an output as large as the input ('same'), where the
-// flipped-kernel forward does the multiply-adds col2im would, with no scatter pass.
+// As conv_backward.cpp's dx_by_forward: stride 1 and an output as large as the input ('same'),
+// where the flipped-kernel forward does the multiply-adds col2im would, with no scatter pass.
 inline bool by_flipped_forward(const Conv2dShape& s) {
   return s.stride_h == 1 && s.stride_w == 1 && s.P == s.H && s.Q == s.W;
 }

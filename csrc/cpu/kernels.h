@@ -108,14 +108,20 @@ template <typename T>
 void zeropadding2d_forward(T* y, const T* x, const Pad2dShape& s);
 template <typename T>
 void zeropadding2d_backward(T* dx, const T* dy, const Pad2dShape& s);
-// conv.cpp's pieces that conv_transpose.cpp shares: the stride-1 data gradient as a forward
-// convolution with the flipped kernel (dx = act(... + b), b may be null), and col2im
+// conv_backward.cpp's pieces that conv_transpose.cpp shares: the stride-1 data gradient as a
+// forward convolution with the flipped kernel (dx = act(... + b), b may be null), and col2im
 // (dx += the windows of dcol's rows, output pixels [m0, m1)).
 template <typename T>
 void conv2d_dx_by_forward(T* dx, const T* dz, const T* w, const T* b, const Conv2dShape& s,
                           Activation act);
 template <typename T>
 void conv2d_col2im(T* dx, const T* dcol, const Conv2dShape& s, int64_t m0, int64_t m1);
+// The strategy each kernel takes for s, the function it branches on (conv_forward.cpp,
+// conv_backward.cpp); need_dx: conv2d_backward is given a dx.
+template <typename T>
+ConvForwardPath conv2d_forward_path(const Conv2dShape& s);
+template <typename T>
+ConvBackwardPaths conv2d_backward_paths(const Conv2dShape& s, bool need_dx);
 template <typename T>
 void conv2d_transpose_forward(T* y, const T* x, const T* w, const T* b, const Conv2dShape& s,
                               Activation act);

@@ -54,7 +54,7 @@ inline Span window_span(int64_t out, int64_t stride, int64_t pad, int64_t k, int
 }
 
 // Threads for one pooling pass. A pass moves memory more than it computes: each window cell
-// and channel costs about as much as 8 flops (the weight conv.cpp's copy loops use). Counted
+// and channel costs about as much as 8 flops (the weight conv_common.h's copy loops use). Counted
 // as 1 flop, the CIFAR model's first pool (64x30x30x32 float32, 1.8M cells) stayed on one
 // thread: its backward took 0.97 ms with 1 or 2 threads.
 inline int pool_threads(const Pool2dShape& s) {

@@ -1,5 +1,5 @@
 // Reference 2-D convolution and transposed convolution, NHWC x HWIO (the definitions
-// csrc/cpu/conv.cpp and csrc/cpu/conv_transpose.cpp are tested against). Legend
+// csrc/cpu/conv_forward.cpp, conv_backward.cpp and conv_transpose.cpp are tested against). Legend
 // (Conv2dShape): x[N,H,W,C], w[R,S,C,K], b[K], y[N,P,Q,K]; strides sh x sw, dilations dh x dw,
 // pads pt (top), pl (left). Output pixel (p, q) meets input pixel (h, w) through kernel tap
 // (r, t) when h = p*sh - pt + r*dh and w = q*sw - pl + t*dw; taps outside the input read zeros.

@@ -2,9 +2,10 @@
 dlfast C++ kernels (floor 1) behind pybind11 (floor 2).
 """
 from __future__ import annotations
+import collections.abc
 import typing
 from . import ref
-__all__: list[str] = ['ACTIVATIONS', 'KERNELS', 'LOSSES', 'activation_backward', 'activation_forward', 'adadelta_update', 'adam_update', 'adamax_update', 'avgpool2d_backward', 'avgpool2d_forward', 'batchnorm_backward', 'batchnorm_forward', 'build_info', 'conv2d_backward', 'conv2d_forward', 'conv2d_transpose_backward', 'conv2d_transpose_forward', 'cpu_capability', 'dense_backward', 'dense_forward', 'gemm', 'get_num_threads', 'loss', 'lstm_backward', 'lstm_forward', 'maxpool2d_backward', 'maxpool2d_forward', 'nadam_update', 'ref', 'reference_gemm', 'regularizer_penalty', 'rmsprop_update', 'set_cpu_capability', 'set_num_threads', 'sgd_update', 'sgdg2_dots', 'sgdg2_probe', 'sgdg2_step', 'upsampling2d_backward', 'upsampling2d_forward', 'window_axis', 'zeropadding2d_backward', 'zeropadding2d_forward']
+__all__: list[str] = ['ACTIVATIONS', 'KERNELS', 'LOSSES', 'activation_backward', 'activation_forward', 'adadelta_update', 'adam_update', 'adamax_update', 'avgpool2d_backward', 'avgpool2d_forward', 'batchnorm_backward', 'batchnorm_forward', 'build_info', 'conv2d_backward', 'conv2d_forward', 'conv2d_path_names', 'conv2d_paths', 'conv2d_transpose_backward', 'conv2d_transpose_forward', 'cpu_capability', 'dense_backward', 'dense_forward', 'gemm', 'get_num_threads', 'loss', 'lstm_backward', 'lstm_forward', 'maxpool2d_backward', 'maxpool2d_forward', 'nadam_update', 'ref', 'reference_gemm', 'regularizer_penalty', 'rmsprop_update', 'set_cpu_capability', 'set_num_threads', 'sgd_update', 'sgdg2_dots', 'sgdg2_probe', 'sgdg2_step', 'upsampling2d_backward', 'upsampling2d_forward', 'window_axis', 'zeropadding2d_backward', 'zeropadding2d_forward']
 def activation_backward(dy: typing.Any, y: typing.Any, activation: typing.SupportsInt | typing.SupportsIndex, negative_slope: typing.SupportsFloat | typing.SupportsIndex = 0.2) -> typing.Any:
     """
     dx = dy * act'(y), from the forward output y (leaky_relu: dy * (y > 0 ? 1 : negative_slope)).
@@ -50,6 +51,14 @@ def conv2d_backward(dy: typing.Any, x: typing.Any, kernel: typing.Any, y: typing
 def conv2d_forward(x: typing.Any, kernel: typing.Any, bias: typing.Any, strides: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], padding: str, dilation: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], activation: typing.SupportsInt | typing.SupportsIndex) -> typing.Any:
     """
     y = act(conv2d(x, kernel) + bias): x (N, H, W, C), kernel (R, S, C, K), bias (K,) or None, strides and dilation (h, w), padding 'valid' or 'same' (TensorFlow's), activation a code 0..4 -> y (N, P, Q, K).
+    """
+def conv2d_path_names() -> dict:
+    """
+    Every name conv2d_paths can give, per key: {'forward', 'dx', 'dw'} -> tuple.
+    """
+def conv2d_paths(x_shape: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], kernel_shape: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], strides: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], padding: str, dilation: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], dtype: typing.Any, need_dx: bool = True) -> typing.Any:
+    """
+    The paths conv2d_forward and conv2d_backward take for these shapes on the active ISA, as the kernels choose them: a dict {'forward', 'dx', 'dw'} of path names (for tests).
     """
 def conv2d_transpose_backward(dy: typing.Any, x: typing.Any, kernel: typing.Any, y: typing.Any, strides: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], padding: str, output_padding: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex] | None, dilation: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], activation: typing.SupportsInt | typing.SupportsIndex, dkernel: typing.Any, dbias: typing.Any, need_dx: bool = True, accumulate: bool = True) -> typing.Any:
     """
