@@ -17,14 +17,11 @@ to('cpu')."""
 import numpy as np
 
 from ..layers.base import trainable_version
-from ..layers.conv import Conv2D
-from ..layers.core import Activation, Dense, Flatten, Input
-from ..layers.merge import Add
-from ..layers.pooling import AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D
-from ..layers.recurrent import LSTM
-from ..ops import LEAKY_RELU, LINEAR, LOSSES
+from ..layers.core import Input
+from ..ops import LINEAR, LOSSES
 from ..optimizers import SGD, Adam, AdamW
 from . import _device, ops as device_ops
+from .twins import Buffers, cuda_ext, device_twin, rows
 
 
 def _device_slots(opt):
@@ -45,206 +42,6 @@ def _device_loss_code(loss):
                                   f"implementation yet; on the GPU: "
                                   f"{', '.join(device_ops.DEVICE_LOSSES)}")
     return LOSSES[loss.kernel_name]
-
-
-def _rows(a):
-    """A device array viewed as (batch, everything else); device reshapes take no -1."""
-    return a if a.ndim == 2 else a.reshape(a.shape[0], int(np.prod(a.shape[1:], dtype=np.int64)))
-
-
-def _ext():
-    return _device.ext
-
-
-class _Buffers:
-    """Device arrays of one layer, cached by (name, shape): allocated on first use, reused."""
-
-    def __init__(self):
-        self._arrays = {}
-
-    def get(self, name, shape, dtype="float32"):
-        key = (name, tuple(shape), dtype)
-        a = self._arrays.get(key)
-        if a is None:
-            a = self._arrays[key] = _ext().empty(tuple(shape), dtype)
-        return a
-
-
-class _DeviceLayer:
-    multiple_inputs = False  # as Layer: whether call_forward takes a list
-
-    def __init__(self, layer, weights, grads):
-        self.layer, self.w, self.g = layer, weights, grads
-        self.buf = _Buffers()
-
-
-class _Dense(_DeviceLayer):
-    def call_forward(self, x, training, act=None):
-        layer = self.layer
-        act = layer._act if act is None else act
-        shape = x.shape
-        x2 = x if x.ndim == 2 else x.reshape(x.size // shape[-1], shape[-1])
-        y = self.buf.get("y", (x2.shape[0], layer.units))
-        _ext().dense_forward(y, x2, self.w[0], self.w[1] if layer.use_bias else None, act)
-        self.cache = (x2, y, act, shape)
-        return y if x.ndim == 2 else y.reshape(*shape[:-1], layer.units)
-
-    def call_backward(self, dy, need_dx, accumulate):
-        x2, y, act, shape = self.cache
-        dy2 = dy if dy.ndim == 2 else dy.reshape(dy.size // self.layer.units, self.layer.units)
-        dx = self.buf.get("dx", x2.shape) if need_dx else None
-        _ext().dense_backward(dx, self.g[0], self.g[1] if self.layer.use_bias else None, dy2, x2,
-                              self.w[0], y, act, accumulate)
-        return None if dx is None else dx.reshape(*shape)
-
-
-class _Activation(_DeviceLayer):
-    def call_forward(self, x, training, act=None):
-        act = self.layer._act if act is None else act
-        y = x
-        if act:
-            y = self.buf.get("y", x.shape)
-            _ext().activation_forward(y, x, act)
-        self.cache = (y, act)
-        return y
-
-    def call_backward(self, dy, need_dx, accumulate):
-        y, act = self.cache
-        if not act or not need_dx:
-            return dy
-        dx = self.buf.get("dx", dy.shape)
-        _ext().activation_backward(dx, dy, y, act)
-        return dx
-
-
-class _Flatten(_DeviceLayer):
-    def call_forward(self, x, training):
-        self.shape = x.shape
-        return _rows(x)
-
-    def call_backward(self, dy, need_dx, accumulate):
-        return dy.reshape(*self.shape)
-
-
-class _Conv2D(_DeviceLayer):
-    def call_forward(self, x, training, act=None):
-        layer = self.layer
-        act = layer._act if act is None else act
-        out_hw, self.geometry = device_ops.conv_geometry(
-            x.shape[1:3], layer.kernel_size, layer.strides, layer.padding, layer.dilation_rate,
-            layer.name)
-        y = self.buf.get("y", (x.shape[0],) + out_hw + (layer.filters,))
-        _ext().conv2d_forward(y, x, self.w[0], self.w[1] if layer.use_bias else None, out_hw,
-                              self.geometry, act)
-        self.cache = (x, y, act)
-        return y
-
-    def call_backward(self, dy, need_dx, accumulate):
-        x, y, act = self.cache
-        dx = self.buf.get("dx", x.shape) if need_dx else None
-        _ext().conv2d_backward(dx, self.g[0], self.g[1] if self.layer.use_bias else None, dy, x,
-                               self.w[0], y, self.geometry, act, accumulate)
-        return dx
-
-
-class _Pooling(_DeviceLayer):
-    def call_forward(self, x, training):
-        layer = self.layer
-        if isinstance(layer, GlobalAveragePooling2D):
-            pool, strides, padding, self.is_max = x.shape[1:3], None, "valid", False
-        else:
-            pool, strides, padding = layer.pool_size, layer.strides, layer.padding
-            self.is_max = isinstance(layer, MaxPooling2D)
-        self.pool, out_hw, self.geometry = device_ops.pool_geometry(x.shape[1:3], pool, strides,
-                                                                    padding, layer.name)
-        y = self.buf.get("y", (x.shape[0],) + out_hw + (x.shape[3],))
-        _ext().pool2d_forward(y, x, self.pool, self.geometry, self.is_max)
-        self.x = x
-        if isinstance(layer, GlobalAveragePooling2D):
-            return y.reshape(x.shape[0], x.shape[3])
-        return y
-
-    def call_backward(self, dy, need_dx, accumulate):
-        if not need_dx:
-            return None
-        x = self.x
-        if isinstance(self.layer, GlobalAveragePooling2D):
-            dy = dy.reshape(x.shape[0], 1, 1, x.shape[3])
-        dx = self.buf.get("dx", x.shape)
-        _ext().pool2d_backward(dx, dy, x if self.is_max else None, self.pool, self.geometry,
-                               self.is_max)
-        return dx
-
-
-class _LSTM(_DeviceLayer):
-    def call_forward(self, x, training):
-        layer = self.layer
-        n, steps, u = x.shape[0], x.shape[1], layer.units
-        H = self.buf.get("H", (n, steps, u))
-        C = self.buf.get("C", (n, steps, u))
-        Z = self.buf.get("Z", (n, steps, 4 * u))
-        _ext().lstm_forward(H, C, Z, x, self.w[0], self.w[1],
-                            self.w[2] if layer.use_bias else None, None, None)
-        self.cache = (x, H, C, Z)
-        if layer.return_sequences:
-            return H
-        last = self.buf.get("last", (n, u))
-        _ext().copy_strided(last, H, (steps - 1) * u, steps * u)
-        return last
-
-    def call_backward(self, dy, need_dx, accumulate):
-        x, H, C, Z = self.cache
-        seq = self.layer.return_sequences
-        dx = self.buf.get("dx", x.shape) if need_dx else None
-        _ext().lstm_backward(dx, self.g[0], self.g[1], self.g[2] if self.layer.use_bias else None,
-                             None, None, dy if seq else None, None if seq else dy, None, x,
-                             self.w[0], self.w[1], None, None, H, C, Z, accumulate)
-        return dx
-
-
-class _Add(_DeviceLayer):
-    multiple_inputs = True
-
-    def call_forward(self, xs, training):
-        self.n = len(xs)
-        if self.n == 1:
-            return xs[0]
-        y = self.buf.get("y", xs[0].shape)
-        _ext().add(y, xs[0], xs[1])
-        for x in xs[2:]:
-            _ext().add(y, y, x)
-        return y
-
-    def call_backward(self, dy, need_dx, accumulate):
-        return [dy] * self.n  # the same array to each input, as Add on the CPU
-
-
-def _device_layer(layer, weights, grads):
-    if getattr(layer, "_act", None) == LEAKY_RELU:  # Dense, Conv2D, Activation, LeakyReLU
-        raise NotImplementedError(f"model.to('cuda'): layer '{layer.name}' "
-                                  f"({type(layer).__name__}) uses the activation leaky_relu, "
-                                  f"which has no CUDA implementation yet; keep the model on "
-                                  f"the CPU")
-    if isinstance(layer, Add):
-        return _Add(layer, weights, grads)
-    if isinstance(layer, Dense):
-        return _Dense(layer, weights, grads)
-    if isinstance(layer, Activation):  # ReLU too
-        return _Activation(layer, weights, grads)
-    if isinstance(layer, Flatten):
-        return _Flatten(layer, weights, grads)
-    if isinstance(layer, Conv2D):
-        return _Conv2D(layer, weights, grads)
-    if isinstance(layer, (MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D)):
-        return _Pooling(layer, weights, grads)
-    if isinstance(layer, LSTM) and not layer.return_state:
-        return _LSTM(layer, weights, grads)
-    raise NotImplementedError(f"model.to('cuda'): layer '{layer.name}' "
-                              f"({type(layer).__name__}"
-                              f"{' with return_state' if isinstance(layer, LSTM) else ''}) has no "
-                              f"CUDA implementation yet; supported: Dense, Activation, ReLU, "
-                              f"Flatten, Conv2D, MaxPooling2D, AveragePooling2D, "
-                              f"GlobalAveragePooling2D, LSTM, Add")
 
 
 def _offset(view, flat):
@@ -269,7 +66,7 @@ class DeviceRunner:
                 raise NotImplementedError(f"model.to('cuda'): layer '{layer.name}' has a "
                                           f"kernel_regularizer, not supported on the GPU yet")
         self.model = model
-        ext = _ext()
+        ext = cuda_ext()
         # The trainable layers' host buffers (model._optimizer_arrays), end to end in one device
         # array: one update call per step, as on the CPU. trainable is read here; a flag set
         # later makes the next step rebuild the runner (see train_step).
@@ -294,16 +91,16 @@ class DeviceRunner:
                 else:  # a frozen weight: on the device, its gradient never applied
                     weights.append(ext.from_numpy(np.ascontiguousarray(w, np.float32)))
                     grads.append(ext.zeros(w.shape))
-            twin[layer] = _device_layer(layer, weights, grads)
+            twin[layer] = device_twin(layer, weights, grads)
             self.layers.append(twin[layer])
         # The model's own walk over its layers, run on the twins (see forward / backward).
         self._walk = walk
         if hasattr(model, "_steps"):  # a functional model's graph
             self._steps = [(twin[layer], ins, out) for layer, ins, out in model._steps]
-        self.grad_sums = _Buffers()
+        self.grad_sums = Buffers()
         self.slots = {}  # slot name -> its device array, for self.optimizer
         self.optimizer = None
-        self.inputs = _Buffers()
+        self.inputs = Buffers()
         self.loss_step = ext.zeros((1,), "float64")
 
     # --- weights and optimizer state between host and device ---------------------------------
@@ -342,7 +139,7 @@ class DeviceRunner:
         if opt is not self.optimizer:  # first step, or compiled again: state from the host
             self.optimizer = opt
             self.slots = {} if self.flat_w is None else {
-                name: _ext().from_numpy(self._host_flat([opt.slot(w, name)
+                name: cuda_ext().from_numpy(self._host_flat([opt.slot(w, name)
                                                          for w in self.host_weights]))
                 for name in names}
         return opt
@@ -352,11 +149,11 @@ class DeviceRunner:
         same formula as the optimizer's CPU step; opt.iterations not yet advanced)."""
         lr, wd = opt.current_learning_rate(), float(opt.weight_decay or 0.0)
         if type(opt) in (Adam, AdamW):
-            _ext().adam_update(self.flat_w, self.slots["momentum"], self.slots["velocity"],
+            cuda_ext().adam_update(self.flat_w, self.slots["momentum"], self.slots["velocity"],
                                self.flat_g, lr, opt.beta_1, opt.beta_2, opt.epsilon,
                                opt.iterations + 1, wd)
         else:  # SGD (_device_slots admits no other)
-            _ext().sgd_update(self.flat_w, self.slots.get("momentum"), self.flat_g, lr,
+            cuda_ext().sgd_update(self.flat_w, self.slots.get("momentum"), self.flat_g, lr,
                               opt.momentum, opt.nesterov, wd)
 
     # --- forward / backward ------------------------------------------------------------------
@@ -379,7 +176,7 @@ class DeviceRunner:
         """Functional.call_backward's sum of two gradients reaching one slot: into a buffer of
         that slot (so never into an array Add also handed to another slot)."""
         out = self.grad_sums.get(("slot", slot), a.shape)
-        _ext().add(out, a, b)
+        cuda_ext().add(out, a, b)
         return out
 
     def _head(self, x, training):
@@ -396,19 +193,19 @@ class DeviceRunner:
     def _loss(self, out, y, grad, total, scale, accumulate):
         model = self.model
         target, labels = y
-        out2 = _rows(out)
-        _ext().loss(total, grad, out2, target, labels, _device_loss_code(model.loss),
+        out2 = rows(out)
+        cuda_ext().loss(total, grad, out2, target, labels, _device_loss_code(model.loss),
                     bool(model._head_fused or model.loss.from_logits), scale, accumulate)
 
     def _count(self, counts, out, y):
         target, labels = y
-        out2 = _rows(out)
+        out2 = rows(out)
         threshold = 0.0 if self.model._head_fused else 0.5
         for m, c in zip(self.model.metrics, counts):
             if m.kind == "binary" or labels is None:
-                _ext().count_correct(c, out2, target, None, threshold)
+                cuda_ext().count_correct(c, out2, target, None, threshold)
             else:
-                _ext().count_correct(c, out2, None, labels, threshold)
+                cuda_ext().count_correct(c, out2, None, labels, threshold)
 
     def train_step(self, x, y, sums=None):
         """One optimizer step on a host batch; with ``sums`` (loss_sum, [counts]) the step's
@@ -420,7 +217,7 @@ class DeviceRunner:
         xd = self._upload("x", x)
         yd = self._targets(y)
         out = self._head(xd, True)
-        out2 = _rows(out)
+        out2 = rows(out)
         grad = self.inputs.get("dout", out2.shape)
         self._loss(out, yd, grad, self.loss_step, 1.0, False)
         if sums is not None:
@@ -435,7 +232,7 @@ class DeviceRunner:
         return float(self.loss_step.to_numpy()[0])
 
     def new_sums(self):
-        ext = _ext()
+        ext = cuda_ext()
         return ext.zeros((1,), "float64"), [ext.zeros((1,), "int64") for _ in self.model.metrics]
 
     @staticmethod
