@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import dlfast
-from dlfast import cuda, optimizers
+from dlfast import _core, cuda, optimizers
 from dlfast.layers import Dense, Input
 from dlfast.models import load_model
 from dlfast.optimizers import schedules
@@ -327,6 +327,23 @@ def test_adamw_on_the_standin_equals_the_cpu_run(standin):
     assert hg.history == hc.history
     for wg, wc in zip(gpu_model.get_weights(), cpu_model.get_weights()):
         np.testing.assert_array_equal(wg, wc)
+
+
+def test_an_optimizer_subclass_runs_on_the_gpu_path(standin):
+    # The step is the optimizer's own _apply on every device (issue 14); the GPU path used to
+    # refuse anything but type(opt) is SGD / Adam / AdamW.
+    class MySGD(optimizers.SGD):  # a user's subclass, its step through the base class
+        def _apply(self, grads, weights, kernels=_core, slot=None):
+            super()._apply(grads, weights, kernels, slot)
+
+    make = lambda: MySGD(0.05, momentum=0.9, nesterov=True)  # noqa: E731
+    cpu_model, gpu_model, x, y = _pair(make)
+    hc = cpu_model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    hg = gpu_model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    assert hg.history == hc.history
+    for wg, wc in zip(gpu_model.get_weights(), cpu_model.get_weights()):
+        np.testing.assert_array_equal(wg, wc)
+    assert gpu_model.optimizer.iterations == cpu_model.optimizer.iterations == 10
 
 
 @pytest.mark.parametrize("make,name", [(lambda: optimizers.RMSprop(), "RMSprop"),

@@ -19,20 +19,34 @@ import numpy as np
 from ..layers.base import trainable_version
 from ..layers.core import Input
 from ..ops import LINEAR, LOSSES
-from ..optimizers import SGD, Adam, AdamW
 from . import _device, ops as device_ops
 from .twins import Buffers, cuda_ext, device_twin, rows
 
 
-def _device_slots(opt):
-    """Names of the slots of ``opt`` (dlfast.optimizers) that live on the device, in the order
-    its CUDA update takes them; NotImplementedError for an optimizer with no CUDA update."""
-    if type(opt) is SGD:
-        return ("momentum",) if opt.momentum else ()
-    if type(opt) in (Adam, AdamW):  # AdamW: Adam's update with its weight decay
-        return ("momentum", "velocity")
-    raise NotImplementedError(f"model.to('cuda'): optimizer {type(opt).__name__} has no CUDA "
-                              f"implementation yet; use dlfast.optimizers.SGD, Adam or AdamW")
+class _DeviceUpdates:
+    """The optimizer updates the CUDA module has, with dlfast._core's signatures (parallel lists
+    of arrays, here the one flat device array of all trained weights), so each optimizer's own
+    _apply runs on the device: the step is written once (dlfast/optimizers)."""
+
+    @staticmethod
+    def sgd_update(weights, grads, velocities, learning_rate, momentum, nesterov, weight_decay):
+        for i, (w, g) in enumerate(zip(weights, grads)):
+            cuda_ext().sgd_update(w, None if velocities is None else velocities[i], g,
+                                  learning_rate, momentum, nesterov, weight_decay)
+
+    @staticmethod
+    def adam_update(weights, grads, momentums, velocities, learning_rate, beta_1, beta_2,
+                    epsilon, weight_decay, step):
+        for w, g, m, v in zip(weights, grads, momentums, velocities):
+            cuda_ext().adam_update(w, m, v, g, learning_rate, beta_1, beta_2, epsilon, step,
+                                   weight_decay)
+
+
+def _check_optimizer(opt):
+    """NotImplementedError for an optimizer whose update the CUDA module lacks."""
+    if opt.needs_closure or not hasattr(_DeviceUpdates, opt.update_kernel or ""):
+        raise NotImplementedError(f"model.to('cuda'): optimizer {type(opt).__name__} has no CUDA "
+                                  f"implementation yet; use dlfast.optimizers.SGD, Adam or AdamW")
 
 
 def _device_loss_code(loss):
@@ -135,26 +149,23 @@ class DeviceRunner:
 
     def _optimizer_state(self):
         opt = self.model.optimizer
-        names = _device_slots(opt)
+        _check_optimizer(opt)
         if opt is not self.optimizer:  # first step, or compiled again: state from the host
-            self.optimizer = opt
-            self.slots = {} if self.flat_w is None else {
-                name: cuda_ext().from_numpy(self._host_flat([opt.slot(w, name)
-                                                         for w in self.host_weights]))
-                for name in names}
+            self.optimizer, self.slots = opt, {}
         return opt
 
+    def _slot(self, flat_w, name):
+        """The optimizer's state `name` of every trained weight, as one device array (its
+        host arrays uploaded when first asked)."""
+        if name not in self.slots:
+            self.slots[name] = cuda_ext().from_numpy(self._host_flat(
+                [self.optimizer.slot(w, name) for w in self.host_weights]))
+        return self.slots[name]
+
     def _update(self, opt):
-        """One step of ``opt`` on the flat weights from the flat gradients, on the device (the
-        same formula as the optimizer's CPU step; opt.iterations not yet advanced)."""
-        lr, wd = opt.current_learning_rate(), float(opt.weight_decay or 0.0)
-        if type(opt) in (Adam, AdamW):
-            cuda_ext().adam_update(self.flat_w, self.slots["momentum"], self.slots["velocity"],
-                               self.flat_g, lr, opt.beta_1, opt.beta_2, opt.epsilon,
-                               opt.iterations + 1, wd)
-        else:  # SGD (_device_slots admits no other)
-            cuda_ext().sgd_update(self.flat_w, self.slots.get("momentum"), self.flat_g, lr,
-                              opt.momentum, opt.nesterov, wd)
+        """One step of ``opt`` on the flat weights from the flat gradients, on the device: the
+        optimizer's own _apply through _DeviceUpdates (opt.iterations not yet advanced)."""
+        opt._apply([self.flat_g], [self.flat_w], kernels=_DeviceUpdates, slot=self._slot)
 
     # --- forward / backward ------------------------------------------------------------------
     def _upload(self, name, array, dtype="float32"):

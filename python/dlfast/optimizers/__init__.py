@@ -47,6 +47,7 @@ class Optimizer:
     ``learning_rate`` may be a number or a callable of the step count (a schedule)."""
 
     needs_closure = False  # True: apply() needs a closure re-evaluating the gradients
+    update_kernel = None  # the one kernel _apply runs (a device runs the optimizer if it has it)
     scalar_state = ()  # names of number attributes saved with the state (besides the slots)
 
     def __init__(self, learning_rate, name, weight_decay=None):
@@ -143,7 +144,10 @@ class Optimizer:
             setattr(self, name, value)
         self.iterations = int(iterations)
 
-    def _apply(self, grads, weights):
+    def _apply(self, grads, weights, kernels=_core, slot=None):
+        """The update, through ``kernels`` (dlfast._core, or the device's: see
+        cuda/training.py) with the state arrays ``slot(weight, name)`` (self.slot by
+        default): written once for every device."""
         raise NotImplementedError
 
     def scratch(self, weight, name):
@@ -176,6 +180,8 @@ class SGD(Optimizer):
     without momentum ``w -= lr*g``. ``weight_decay`` is decoupled as in Keras 3:
     ``w -= lr*weight_decay*w`` before the step."""
 
+    update_kernel = "sgd_update"
+
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None,
                  name="SGD"):
         super().__init__(learning_rate, name, weight_decay)
@@ -185,10 +191,11 @@ class SGD(Optimizer):
         self.momentum = momentum
         self.nesterov = bool(nesterov)
 
-    def _apply(self, grads, weights):
-        velocities = [self.slot(w, "momentum") for w in weights] if self.momentum else None
-        _core.sgd_update(weights, grads, velocities, self.current_learning_rate(), self.momentum,
-                         self.nesterov, self._decay())
+    def _apply(self, grads, weights, kernels=_core, slot=None):
+        slot = slot or self.slot
+        velocities = [slot(w, "momentum") for w in weights] if self.momentum else None
+        kernels.sgd_update(weights, grads, velocities, self.current_learning_rate(), self.momentum,
+                           self.nesterov, self._decay())
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
@@ -199,6 +206,8 @@ class Adam(Optimizer):
     ``m += (g - m)(1 - beta_1)``, ``v += (g^2 - v)(1 - beta_2)``,
     ``w -= alpha m / (sqrt(v) + epsilon)`` with ``alpha = lr sqrt(1 - beta_2^t) / (1 - beta_1^t)``
     (Keras's bias correction, folded into the step). ``weight_decay``: ``w -= lr*wd*w`` first."""
+
+    update_kernel = "adam_update"
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
                  amsgrad=False, weight_decay=None, name="adam"):
@@ -211,11 +220,12 @@ class Adam(Optimizer):
         self.epsilon = _hyper(epsilon, "epsilon", owner, ">= 0")
         self.amsgrad = False
 
-    def _apply(self, grads, weights):
-        _core.adam_update(weights, grads, [self.slot(w, "momentum") for w in weights],
-                          [self.slot(w, "velocity") for w in weights],
-                          self.current_learning_rate(), self.beta_1, self.beta_2, self.epsilon,
-                          self._decay(), self.iterations + 1)
+    def _apply(self, grads, weights, kernels=_core, slot=None):
+        slot = slot or self.slot
+        kernels.adam_update(weights, grads, [slot(w, "momentum") for w in weights],
+                            [slot(w, "velocity") for w in weights],
+                            self.current_learning_rate(), self.beta_1, self.beta_2, self.epsilon,
+                            self._decay(), self.iterations + 1)
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
@@ -226,6 +236,8 @@ class Adamax(Optimizer):
     """Keras 3 Adamax: ``m += (g - m)(1 - beta_1)``, ``u = max(beta_2 u, |g|)``,
     ``w -= lr m / ((1 - beta_1^t)(u + epsilon))``. ``weight_decay``: ``w -= lr*wd*w`` first."""
 
+    update_kernel = "adamax_update"
+
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
                  weight_decay=None, name="adamax"):
         super().__init__(learning_rate, name, weight_decay)
@@ -233,11 +245,12 @@ class Adamax(Optimizer):
         self.beta_2 = _hyper(beta_2, "beta_2", "Adamax", "[0, 1]")
         self.epsilon = _hyper(epsilon, "epsilon", "Adamax", ">= 0")
 
-    def _apply(self, grads, weights):
-        _core.adamax_update(weights, grads, [self.slot(w, "momentum") for w in weights],
-                            [self.slot(w, "norm") for w in weights],
-                            self.current_learning_rate(), self.beta_1, self.beta_2,
-                            self.epsilon, self._decay(), self.iterations + 1)
+    def _apply(self, grads, weights, kernels=_core, slot=None):
+        slot = slot or self.slot
+        kernels.adamax_update(weights, grads, [slot(w, "momentum") for w in weights],
+                              [slot(w, "norm") for w in weights],
+                              self.current_learning_rate(), self.beta_1, self.beta_2,
+                              self.epsilon, self._decay(), self.iterations + 1)
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
@@ -250,17 +263,20 @@ class Adadelta(Optimizer):
     ``w += lr delta``. Keras's default lr 0.001 is small for Adadelta (the paper's form is
     lr = 1.0). ``weight_decay``: ``w -= lr*wd*w`` first."""
 
+    update_kernel = "adadelta_update"
+
     def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, weight_decay=None,
                  name="adadelta"):
         super().__init__(learning_rate, name, weight_decay)
         self.rho = _hyper(rho, "rho", "Adadelta", "[0, 1]")
         self.epsilon = _hyper(epsilon, "epsilon", "Adadelta", ">= 0")
 
-    def _apply(self, grads, weights):
-        _core.adadelta_update(weights, grads, [self.slot(w, "accumulated_grad") for w in weights],
-                              [self.slot(w, "accumulated_delta_var") for w in weights],
-                              self.current_learning_rate(), self.rho, self.epsilon,
-                              self._decay())
+    def _apply(self, grads, weights, kernels=_core, slot=None):
+        slot = slot or self.slot
+        kernels.adadelta_update(weights, grads, [slot(w, "accumulated_grad") for w in weights],
+                                [slot(w, "accumulated_delta_var") for w in weights],
+                                self.current_learning_rate(), self.rho, self.epsilon,
+                                self._decay())
 
     def get_config(self):
         return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
@@ -343,6 +359,8 @@ class RMSprop(Optimizer):
     momentum > 0, "average_gradient" when centered. ``weight_decay``: ``w -= lr*wd*w``
     first."""
 
+    update_kernel = "rmsprop_update"
+
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
                  centered=False, weight_decay=None, name="rmsprop"):
         super().__init__(learning_rate, name, weight_decay)
@@ -353,11 +371,12 @@ class RMSprop(Optimizer):
             raise TypeError(f"RMSprop: centered must be True or False, got {centered!r}")
         self.centered = bool(centered)
 
-    def _apply(self, grads, weights):
-        _core.rmsprop_update(
-            weights, grads, [self.slot(w, "velocity") for w in weights],
-            [self.slot(w, "momentum") for w in weights] if self.momentum else None,
-            [self.slot(w, "average_gradient") for w in weights] if self.centered else None,
+    def _apply(self, grads, weights, kernels=_core, slot=None):
+        slot = slot or self.slot
+        kernels.rmsprop_update(
+            weights, grads, [slot(w, "velocity") for w in weights],
+            [slot(w, "momentum") for w in weights] if self.momentum else None,
+            [slot(w, "average_gradient") for w in weights] if self.centered else None,
             self.current_learning_rate(), self.rho, self.momentum, self.epsilon,
             self.centered, self._decay())
 
@@ -391,6 +410,8 @@ class Nadam(Optimizer):
     ``v_hat = v / (1 - beta_2^t)``, ``w -= lr m_hat / (sqrt(v_hat) + epsilon)``.
     ``weight_decay``: ``w -= lr*wd*w`` first."""
 
+    update_kernel = "nadam_update"
+
     scalar_state = ("u_product",)
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
@@ -401,13 +422,14 @@ class Nadam(Optimizer):
         self.epsilon = _hyper(epsilon, "epsilon", "Nadam", ">= 0")
         self.u_product = 1.0
 
-    def _apply(self, grads, weights):
+    def _apply(self, grads, weights, kernels=_core, slot=None):
+        slot = slot or self.slot
         step = self.iterations + 1
         u_product = self.u_product * (self.beta_1 * (1.0 - 0.5 * 0.96 ** step))
-        _core.nadam_update(weights, grads, [self.slot(w, "momentum") for w in weights],
-                           [self.slot(w, "velocity") for w in weights],
-                           self.current_learning_rate(), self.beta_1, self.beta_2,
-                           self.epsilon, self._decay(), step, u_product)
+        kernels.nadam_update(weights, grads, [slot(w, "momentum") for w in weights],
+                             [slot(w, "velocity") for w in weights],
+                             self.current_learning_rate(), self.beta_1, self.beta_2,
+                             self.epsilon, self._decay(), step, u_product)
         self.u_product = u_product  # only once the step has been taken
 
     def get_config(self):
