@@ -200,7 +200,15 @@ void lstm_backward(T* dx, T* dW, T* dR, T* db, T* dh0, T* dc0, const T* dH, cons
   using Bk = Blocking<T>;
   constexpr int64_t NR = Bk::NR, MR = Bk::MR;
   const int64_t N = s.N, L = s.L, D = s.D, U = s.U, G = 4 * U, NL = N * L, K = D + U + 1;
-  if (N <= 0 || L <= 0 || U <= 0) return;
+  if (N <= 0 || L <= 0 || U <= 0) {  // no step: the weight gradients get nothing; = writes 0
+    if (!accumulate) {
+      for (int64_t i = 0; i < D * G; ++i) dW[i] = T(0);
+      for (int64_t i = 0; i < U * G; ++i) dR[i] = T(0);
+      if (db)
+        for (int64_t i = 0; i < G; ++i) db[i] = T(0);
+    }
+    return;
+  }
   const int64_t panels = (U + NR - 1) / NR;
   // Workspaces, once per call: dz of every step (N*L x G); the packed R^T panels (unit panel
   // p at RpT + p * G * NR, b(k, j) = R[p*NR + j, k] at k * NR + j); the carried dc (N x U) and
