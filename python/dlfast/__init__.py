@@ -27,6 +27,8 @@ def set_num_threads(n):
 
 
 def get_num_threads():
+    """Threads the kernels may use: what ``set_num_threads`` set, else OpenMP's default
+    (``OMP_NUM_THREADS`` or the number of cores)."""
     return _core.get_num_threads()
 
 

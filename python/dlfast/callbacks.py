@@ -14,6 +14,11 @@ import numpy as np
 
 
 class Callback:
+    """Base of the callbacks (Keras's protocol): ``fit`` sets ``model`` and ``params``
+    (epochs, steps, verbose) and calls the hooks below; each does nothing unless overridden.
+    ``logs`` holds the epoch's 'loss', the metrics and the 'val_*' entries (a batch hook gets
+    the batch's 'loss'). Setting ``model.stop_training = True`` ends ``fit``."""
+
     def __init__(self):
         self.model = None
         self.params = {}
@@ -25,21 +30,27 @@ class Callback:
         self.params = params
 
     def on_train_begin(self, logs=None):
+        """Called once when fit starts."""
         pass
 
     def on_train_end(self, logs=None):
+        """Called once when fit ends."""
         pass
 
     def on_epoch_begin(self, epoch, logs=None):
+        """Called at the start of each epoch (counted from 0)."""
         pass
 
     def on_epoch_end(self, epoch, logs=None):
+        """Called at the end of each epoch with its logs."""
         pass
 
     def on_train_batch_begin(self, batch, logs=None):
+        """Called before each training batch (only when some callback overrides a batch hook)."""
         pass
 
     def on_train_batch_end(self, batch, logs=None):
+        """Called after each training batch with ``{'loss': ...}``."""
         pass
 
 

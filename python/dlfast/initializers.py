@@ -16,40 +16,48 @@ def _fans(shape):
 
 
 def glorot_uniform(shape, dtype):
+    """Uniform on [-limit, limit], limit = sqrt(6 / (fan_in + fan_out)) (Keras's default kernel initializer)."""
     fan_in, fan_out = _fans(shape)
     limit = np.sqrt(6.0 / max(1.0, fan_in + fan_out))
     return _random.generator().uniform(-limit, limit, size=shape).astype(dtype)
 
 
 def glorot_normal(shape, dtype):
+    """Truncated normal (redrawn beyond 2 standard deviations), stddev sqrt(2 / (fan_in + fan_out))."""
     fan_in, fan_out = _fans(shape)
     return _truncated_normal(shape, np.sqrt(2.0 / max(1.0, fan_in + fan_out)), dtype)
 
 
 def he_uniform(shape, dtype):
+    """Uniform on [-limit, limit], limit = sqrt(6 / fan_in)."""
     fan_in, _ = _fans(shape)
     limit = np.sqrt(6.0 / max(1.0, fan_in))
     return _random.generator().uniform(-limit, limit, size=shape).astype(dtype)
 
 
 def he_normal(shape, dtype):
+    """Truncated normal (redrawn beyond 2 standard deviations), stddev sqrt(2 / fan_in)."""
     fan_in, _ = _fans(shape)
     return _truncated_normal(shape, np.sqrt(2.0 / max(1.0, fan_in)), dtype)
 
 
 def random_normal(shape, dtype, stddev=0.05):
+    """Normal with mean 0 and standard deviation ``stddev`` (Keras's RandomNormal default 0.05)."""
     return (_random.generator().standard_normal(shape) * stddev).astype(dtype)
 
 
 def random_uniform(shape, dtype, limit=0.05):
+    """Uniform on [-limit, limit] (Keras's RandomUniform default 0.05)."""
     return _random.generator().uniform(-limit, limit, size=shape).astype(dtype)
 
 
 def zeros(shape, dtype):
+    """All zeros (the default bias initializer)."""
     return np.zeros(shape, dtype)
 
 
 def ones(shape, dtype):
+    """All ones (BatchNormalization's gamma and moving variance)."""
     return np.ones(shape, dtype)
 
 

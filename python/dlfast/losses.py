@@ -11,6 +11,9 @@ from . import ops
 
 
 class Loss:
+    """Base of the losses: ``loss(y_true, y_pred)`` is the mean loss (a float) and
+    ``value_and_grad`` gives it with its gradient; ``from_logits`` (the cross-entropies)
+    reads y_pred as logits. ``kernel_name`` is the kernel's name in ``dlfast.ops.LOSSES``."""
     kernel_name = None
     #: the activation this loss fuses with, when the model's last layer applies it
     fuses_with = None
@@ -24,6 +27,8 @@ class Loss:
         return self.value_and_grad(y_true, y_pred, want_grad=False)[0]
 
     def value_and_grad(self, y_true, y_pred, want_grad=True, from_logits=None):
+        """(mean loss, d loss / d y_pred) in one C++ call (the gradient is None without
+        ``want_grad``); ``from_logits`` overrides the loss's own setting."""
         logits = self.from_logits if from_logits is None else from_logits
         return ops.loss_value_and_grad(self.kernel_name, y_true, y_pred, logits, want_grad,
                                        self.kernel_param)
@@ -36,6 +41,8 @@ class Loss:
 
 
 class MeanSquaredError(Loss):
+    """Keras's mean_squared_error: ``mean((y_true - y_pred)**2)`` over the last axis, then
+    the batch ('mse')."""
     kernel_name = "mse"
 
     def __init__(self):
@@ -49,16 +56,23 @@ class MeanSquaredError(Loss):
 
 
 class BinaryCrossentropy(Loss):
+    """Keras's binary_crossentropy on probabilities (clipped to [1e-7, 1 - 1e-7]) or, with
+    ``from_logits``, on logits; fused with a final sigmoid by the models."""
     kernel_name = "binary_crossentropy"
     fuses_with = "sigmoid"
 
 
 class CategoricalCrossentropy(Loss):
+    """Keras's categorical_crossentropy: one-hot (or soft) targets (batch, classes) against
+    probabilities or, with ``from_logits``, logits; fused with a final softmax by the models."""
     kernel_name = "categorical_crossentropy"
     fuses_with = "softmax"
 
 
 class SparseCategoricalCrossentropy(Loss):
+    """Keras's sparse_categorical_crossentropy: integer class labels (batch,) against
+    (batch, classes) probabilities or, with ``from_logits``, logits; fused with a final
+    softmax by the models."""
     kernel_name = "sparse_categorical_crossentropy"
     fuses_with = "softmax"
 
@@ -141,28 +155,35 @@ def get(spec):
 
 
 def mean_squared_error(y_true, y_pred):
+    """The mean loss (a float), as :class:`MeanSquaredError`."""
     return MeanSquaredError()(y_true, y_pred)
 
 
 def binary_crossentropy(y_true, y_pred, from_logits=False):
+    """The mean loss (a float), as :class:`BinaryCrossentropy`."""
     return BinaryCrossentropy(from_logits)(y_true, y_pred)
 
 
 def categorical_crossentropy(y_true, y_pred, from_logits=False):
+    """The mean loss (a float), as :class:`CategoricalCrossentropy`."""
     return CategoricalCrossentropy(from_logits)(y_true, y_pred)
 
 
 def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
+    """The mean loss (a float), as :class:`SparseCategoricalCrossentropy`."""
     return SparseCategoricalCrossentropy(from_logits)(y_true, y_pred)
 
 
 def mean_absolute_error(y_true, y_pred):
+    """The mean loss (a float), as :class:`MeanAbsoluteError`."""
     return MeanAbsoluteError()(y_true, y_pred)
 
 
 def huber(y_true, y_pred, delta=1.0):
+    """The mean loss (a float), as :class:`Huber`."""
     return Huber(delta)(y_true, y_pred)
 
 
 def kl_divergence(y_true, y_pred):
+    """The mean loss (a float), as :class:`KLDivergence`."""
     return KLDivergence()(y_true, y_pred)

@@ -58,6 +58,7 @@ class Model(Layer):
 
     @property
     def weights(self):
+        """Every layer's weights, in layer order (the arrays themselves, not copies)."""
         return [w for layer in self.layers for w in layer.weights]
 
     @weights.setter
@@ -67,6 +68,7 @@ class Model(Layer):
 
     @property
     def grads(self):
+        """Every layer's gradients, parallel to ``weights``."""
         return [g for layer in self.layers for g in layer.grads]
 
     @grads.setter
@@ -76,6 +78,7 @@ class Model(Layer):
 
     @property
     def weight_names(self):
+        """``"<layer name>/<weight name>"`` for each entry of ``weights``."""
         return [f"{layer.name}/{n}" for layer in self.layers for n in layer.weight_names]
 
     @weight_names.setter
@@ -95,6 +98,7 @@ class Model(Layer):
 
     @property
     def trainable(self):
+        """Whether the model trains; setting it sets every layer's flag (Keras 3)."""
         return self._trainable
 
     @trainable.setter
@@ -106,16 +110,20 @@ class Model(Layer):
 
     @property
     def trainable_weights(self):
+        """The weights an optimizer step updates now."""
         return [w for w, t in zip(self.weights, self.weight_trainable) if t]
 
     @property
     def non_trainable_weights(self):
+        """The weights no optimizer step touches now (moving statistics, frozen layers)."""
         return [w for w, t in zip(self.weights, self.weight_trainable) if not t]
 
     def regularization_loss(self):
+        """The sum of the layers' regularization penalties."""
         return sum(layer.regularization_loss() for layer in self.layers)
 
     def add_regularization_grads(self):
+        """Add every layer's regularizer gradients into its grads; returns the total penalty."""
         return sum(layer.add_regularization_grads() for layer in self.layers)
 
     def _ensure_built(self):
@@ -146,6 +154,7 @@ class Model(Layer):
         return super().check_input(x, what)
 
     def zero_grad(self):
+        """Zero the gradients of every layer (nested models included)."""
         for layer in self._leaf_layers():
             layer.zero_grad()
 
@@ -163,6 +172,9 @@ class Model(Layer):
 
     # --- training -------------------------------------------------------------------------
     def compile(self, optimizer="sgd", loss=None, metrics=None):
+        """Set the optimizer (an instance or a name: 'sgd', 'adam', ...), the loss (an
+        instance or a name: 'mse', 'sparse_categorical_crossentropy', ...) and the metrics
+        (['accuracy']: the accuracy that matches the loss, as Keras resolves it)."""
         self.optimizer = optimizers_module.get(optimizer)
         self.loss = None if loss is None else losses_module.get(loss)
         metrics = list(metrics or [])
@@ -275,6 +287,12 @@ class Model(Layer):
 
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, validation_data=None,
             validation_split=0.0, shuffle=True, callbacks=None, initial_epoch=0):
+        """Train for ``epochs`` passes over (x, y) in batches of ``batch_size``, shuffled
+        each epoch (dlfast's generator: ``dlfast.manual_seed``). ``validation_split`` holds
+        out the last fraction of the samples (before shuffling, as Keras);
+        ``validation_data=(x_val, y_val)`` gives them instead. Returns a
+        ``callbacks.History`` whose ``history`` dict holds the per-epoch loss, metrics and
+        'val_*' entries."""
         self._require_compiled("fit")
         batch_size = positive_int(batch_size, "batch_size")
         epochs = int(epochs)
@@ -457,16 +475,20 @@ class Model(Layer):
         return None
 
     def count_params(self):
+        """The number of weight values of all layers (built first when the input shape is
+        known)."""
         self._ensure_built()
         return int(sum(layer.count_params() for layer in self.layers))
 
     def get_weights(self):
+        """Copies of every weight, in ``weights`` order (from the GPU after ``to('cuda')``)."""
         self._ensure_built()  # a model whose input shape is known builds on first use
         if self._cuda is not None:
             self._cuda.pull()
         return super().get_weights()
 
     def set_weights(self, weights):
+        """Write a list in ``get_weights`` order into the layers' arrays (checked first)."""
         self._ensure_built()
         super().set_weights(weights)
         if self._cuda is not None:
@@ -481,6 +503,7 @@ class Model(Layer):
         saving.save_model(self, filepath, include_optimizer)
 
     def save_weights(self, filepath):
+        """The weights alone in one safetensors file (``load_weights`` reads it back)."""
         saving.save_weights(self, filepath)
 
     def load_weights(self, filepath):
@@ -505,6 +528,7 @@ class Sequential(Model):
             self.add(layer)
 
     def add(self, layer):
+        """Append a layer (an ``Input`` may only come first: it sets the input shape)."""
         if not isinstance(layer, Layer):
             raise TypeError(f"{self.name}: add() expects a dlfast layer, got "
                             f"{type(layer).__name__}")
@@ -539,6 +563,8 @@ class Sequential(Model):
         return shape
 
     def build(self, input_shape=None):
+        """Build every layer for inputs of ``input_shape`` (batch axis excluded; default: the
+        shape an ``Input`` or the first layer's ``input_shape=`` declared)."""
         if input_shape is None:
             input_shape = self.input_shape
             if input_shape is None:
@@ -592,6 +618,7 @@ class Sequential(Model):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
+        """The model ``get_config`` describes (weights are set separately)."""
         config = dict(config)
         layers = [saving.deserialize(c, custom_objects) for c in config.pop("layers")]
         return cls(layers, **config)

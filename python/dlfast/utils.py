@@ -47,14 +47,17 @@ class GradcheckReport:
 
     @property
     def input_error(self):
+        """The worst relative error of the input gradient."""
         return self.errors["input"]
 
     @property
     def weight_errors(self):
+        """{weight name: worst relative error} for every trainable weight."""
         return {k: v for k, v in self.errors.items() if k != "input"}
 
     @property
     def max_error(self):
+        """The worst relative error over the input and all weights."""
         return max(self.errors.values())
 
     @property
@@ -64,9 +67,11 @@ class GradcheckReport:
 
     @property
     def passed(self):
+        """True when every error is within the tolerance."""
         return not self.failed
 
     def raise_if_failed(self):
+        """AssertionError with the report's table when anything failed."""
         if self.failed:
             raise AssertionError("gradcheck failed:\n" + str(self))
 

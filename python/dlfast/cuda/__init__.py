@@ -39,6 +39,7 @@ def empty(shape, dtype="float32"):
 
 
 def zeros(shape, dtype="float32"):
+    """A device array of zeros (float32, float64 or int64)."""
     return _device.require("zeros").zeros(shape, np.dtype(dtype).name)
 
 

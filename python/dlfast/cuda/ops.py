@@ -68,6 +68,7 @@ def matmul(a, b, trans_a=False, trans_b=False, bias=None, activation="linear"):
 
 
 def dense_forward(x, kernel, bias=None, activation="linear"):
+    """``activation(x @ kernel + bias)`` on the GPU, as dlfast.ops.dense_forward."""
     x, kernel = device(x), device(kernel)
     if x.ndim != 2 or kernel.ndim != 2:
         raise ValueError(f"dense_forward: expected x (N, D) and kernel (D, U), got {x.shape} "
@@ -93,6 +94,7 @@ def dense_backward(dy, x, kernel, bias=None, activation="linear", y=None):
 
 
 def activation_forward(x, activation):
+    """``activation(x)`` element-wise on the GPU (softmax over the last axis)."""
     x = device(x)
     y = _empty(x.shape)
     _ext("activation_forward").activation_forward(
@@ -101,6 +103,7 @@ def activation_forward(x, activation):
 
 
 def activation_backward(dy, y, activation):
+    """``dx = dy * activation'(.)`` from the forward output y, on the GPU."""
     dy, y = device(dy), device(y)
     dx = _empty(dy.shape)
     _ext("activation_backward").activation_backward(
@@ -192,6 +195,7 @@ def _conv_args(fn, x, kernel, strides, padding, dilation_rate):
 
 def conv2d_forward(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1,
                    activation="linear"):
+    """The implicit-GEMM convolution, as dlfast.ops.conv2d_forward (NHWC, HWIO)."""
     fn = "conv2d_forward"
     x, kernel = device(x), device(kernel)
     out_hw, geometry = _conv_args(fn, x, kernel, strides, padding, dilation_rate)
@@ -203,6 +207,7 @@ def conv2d_forward(x, kernel, bias=None, strides=1, padding="valid", dilation_ra
 
 def conv2d_backward(dy, x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1,
                     activation="linear", y=None):
+    """``(dx, dkernel, dbias)`` as dlfast.ops.conv2d_backward; y recomputed when needed."""
     fn = "conv2d_backward"
     dy, x, kernel = device(dy), device(x), device(kernel)
     _, geometry = _conv_args(fn, x, kernel, strides, padding, dilation_rate)
@@ -244,16 +249,19 @@ def _pool_backward(fn, dy, x_shape, x, pool_size, strides, padding, is_max):
 
 
 def maxpool2d_forward(x, pool_size=2, strides=None, padding="valid"):
+    """Max over each window, as dlfast.ops.maxpool2d_forward."""
     return _pool_forward("maxpool2d_forward", x, pool_size, strides, padding, True)
 
 
 def maxpool2d_backward(dy, x, pool_size=2, strides=None, padding="valid"):
+    """dx: each dy to its window's maximum, as dlfast.ops.maxpool2d_backward."""
     x = device(x)
     return _pool_backward("maxpool2d_backward", dy, tuple(x.shape), x, pool_size, strides,
                           padding, True)
 
 
 def avgpool2d_forward(x, pool_size=2, strides=None, padding="valid"):
+    """Mean over each window (padding not counted), as dlfast.ops.avgpool2d_forward."""
     return _pool_forward("avgpool2d_forward", x, pool_size, strides, padding, False)
 
 
@@ -266,6 +274,7 @@ def avgpool2d_backward(dy, x, pool_size=2, strides=None, padding="valid"):
 
 
 def global_avgpool2d_forward(x):
+    """Mean over H and W: (N, H, W, C) -> (N, C)."""
     x = device(x)
     if x.ndim != 4:
         raise ValueError(f"global_avgpool2d_forward: argument 'x' must be 4-D (N, H, W, C), got "
@@ -275,6 +284,7 @@ def global_avgpool2d_forward(x):
 
 
 def global_avgpool2d_backward(dy, x):
+    """dx (N, H, W, C) = dy (N, C) / (H * W) at every position; x gives the shape."""
     dy = device(dy)
     shape = tuple(np.shape(x) if isinstance(x, np.ndarray) else x.shape)
     n, h, w, c = shape

@@ -225,10 +225,15 @@ class Layer:
                 f"of {where} must give one; run it on arrays instead")
 
     def forward(self, x, training=False):
+        """The layer's output for ``x`` (batch axis first); ``training`` switches Dropout
+        and BatchNormalization to their training behaviour. Checks and casts ``x`` (and
+        builds the layer on first use), then keeps what ``backward`` needs."""
         x = self.check_input(x)
         return self.call_forward(x, training)
 
     def backward(self, dy):
+        """Backward of the last ``forward``: ADDS the weight gradients into ``self.grads``
+        and returns the input gradient ``dx``."""
         if not self.built:
             raise RuntimeError(f"{self.name}: backward called before forward")
         return self.call_backward(self.check_grad(dy))
@@ -286,13 +291,17 @@ class Layer:
 
     # --- weights ----------------------------------------------------------------------------
     def zero_grad(self):
+        """Set every gradient in ``self.grads`` to zero (``backward`` adds into them)."""
         for g in self.grads:
             g.fill(0)
 
     def get_weights(self):
+        """Copies of the weights, in Keras's order (e.g. Dense: kernel, bias)."""
         return [w.copy() for w in self.weights]
 
     def set_weights(self, weights):
+        """Write ``weights`` (a list in ``get_weights`` order, same shapes) into the layer's
+        arrays in place; checks them all before writing any."""
         weights = list(weights)
         if len(weights) != len(self.weights):
             raise ValueError(f"{self.name}: set_weights expected a list of {len(self.weights)} "
@@ -312,6 +321,7 @@ class Layer:
             w[...] = v
 
     def count_params(self):
+        """The number of weight values, non-trainable ones included (as Keras counts)."""
         return int(sum(w.size for w in self.weights))
 
     @property
@@ -321,10 +331,13 @@ class Layer:
 
     @property
     def non_trainable_weights(self):
+        """The weights the optimizer leaves alone (moving statistics; all of a frozen layer)."""
         return [w for w, t in zip(self.weights, self.weight_trainable)
                 if not (t and self.trainable)]
 
     def get_config(self):
+        """The constructor's keyword arguments as JSON-able values (plus name and dtype):
+        ``type(layer).from_config(layer.get_config())`` rebuilds the layer."""
         config = {"name": self.name, "dtype": self.dtype.name}
         if not self.trainable:
             config["trainable"] = False

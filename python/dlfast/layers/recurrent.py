@@ -65,6 +65,8 @@ class LSTM(Layer):
 
     # --- forward ------------------------------------------------------------------------------
     def forward(self, x, training=False, initial_state=None):
+        """The layer's output for x (batch, time, features), from ``initial_state=[h0, c0]``
+        (each (batch, units)) or zeros; see the class docstring for what it returns."""
         x = self.check_input(x)
         return self.call_forward(x, training, initial_state)
 
@@ -109,6 +111,9 @@ class LSTM(Layer):
 
     # --- backward -----------------------------------------------------------------------------
     def backward(self, dy):
+        """Backward through time of the last forward: adds the weight gradients into
+        ``self.grads``; returns dx, or ``[dx, dh0, dc0]`` after a forward with an initial
+        state."""
         if not self.built or self._cache is None:
             raise RuntimeError(f"{self.name}: backward called before forward")
         return self.call_backward(dy)

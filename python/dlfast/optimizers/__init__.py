@@ -66,6 +66,7 @@ class Optimizer:
         self._scratch = {}
 
     def current_learning_rate(self):
+        """The learning rate of the next step: the number, or the schedule at ``iterations``."""
         lr = self.learning_rate
         return float(lr(self.iterations)) if callable(lr) else lr
 
