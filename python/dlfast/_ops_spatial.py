@@ -31,7 +31,7 @@ def conv2d_forward(x, kernel, bias=None, strides=1, padding="valid", dilation_ra
 
 def conv2d_backward(dy, x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1,
                     activation="linear", y=None):
-    """Gradients of :func:`conv2d_forward`: returns ``(dx, dkernel, dbias)`` (dbias None
+    """Gradients of ``conv2d_forward``: returns ``(dx, dkernel, dbias)`` (dbias None
     without a bias). ``y`` is the forward output; it is recomputed when needed and not given."""
     fn = "conv2d_backward"
     dy = as_float_array(dy, fn, "dy")
@@ -156,7 +156,7 @@ def upsampling2d_backward(dy, size=2):
 
 def zeropadding2d_forward(x, padding=1):
     """x (N, H, W, C) framed by zeros: (N, top + H + bottom, left + W + right, C); padding as
-    Keras's ZeroPadding2D takes it (see :func:`padding_pairs`)."""
+    Keras's ZeroPadding2D takes it (see ``padding_pairs``)."""
     fn = "zeropadding2d_forward"
     return _core.zeropadding2d_forward(as_float_array(x, fn, "x"), padding_pairs(padding, fn))
 
@@ -212,7 +212,7 @@ def conv2d_transpose_forward(x, kernel, bias=None, strides=1, padding="valid",
                              output_padding=None, dilation_rate=1, activation="linear"):
     """y = activation(conv2d_transpose(x, kernel) + bias), Keras's Conv2DTranspose: x (N, h, w,
     Cin), kernel (kh, kw, F, Cin), bias (F,) -> y (N, H, W, F), H and W by Keras 3's formula
-    (:func:`conv_transpose_output_length`). It is the data gradient of conv2d_forward on an
+    (``conv_transpose_output_length``). It is the data gradient of conv2d_forward on an
     input of y's shape, with TensorFlow's 'same' padding."""
     fn = "conv2d_transpose_forward"
     x = as_float_array(x, fn, "x")
@@ -225,7 +225,7 @@ def conv2d_transpose_forward(x, kernel, bias=None, strides=1, padding="valid",
 def conv2d_transpose_backward(dy, x, kernel, bias=None, strides=1, padding="valid",
                               output_padding=None, dilation_rate=1, activation="linear",
                               y=None):
-    """Gradients of :func:`conv2d_transpose_forward`: returns ``(dx, dkernel, dbias)`` (dbias
+    """Gradients of ``conv2d_transpose_forward``: returns ``(dx, dkernel, dbias)`` (dbias
     None without a bias). ``y`` is the forward output; it is recomputed when needed and not
     given."""
     fn = "conv2d_transpose_backward"

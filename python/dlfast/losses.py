@@ -155,35 +155,35 @@ def get(spec):
 
 
 def mean_squared_error(y_true, y_pred):
-    """The mean loss (a float), as :class:`MeanSquaredError`."""
+    """The mean loss (a float), as ``MeanSquaredError``."""
     return MeanSquaredError()(y_true, y_pred)
 
 
 def binary_crossentropy(y_true, y_pred, from_logits=False):
-    """The mean loss (a float), as :class:`BinaryCrossentropy`."""
+    """The mean loss (a float), as ``BinaryCrossentropy``."""
     return BinaryCrossentropy(from_logits)(y_true, y_pred)
 
 
 def categorical_crossentropy(y_true, y_pred, from_logits=False):
-    """The mean loss (a float), as :class:`CategoricalCrossentropy`."""
+    """The mean loss (a float), as ``CategoricalCrossentropy``."""
     return CategoricalCrossentropy(from_logits)(y_true, y_pred)
 
 
 def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
-    """The mean loss (a float), as :class:`SparseCategoricalCrossentropy`."""
+    """The mean loss (a float), as ``SparseCategoricalCrossentropy``."""
     return SparseCategoricalCrossentropy(from_logits)(y_true, y_pred)
 
 
 def mean_absolute_error(y_true, y_pred):
-    """The mean loss (a float), as :class:`MeanAbsoluteError`."""
+    """The mean loss (a float), as ``MeanAbsoluteError``."""
     return MeanAbsoluteError()(y_true, y_pred)
 
 
 def huber(y_true, y_pred, delta=1.0):
-    """The mean loss (a float), as :class:`Huber`."""
+    """The mean loss (a float), as ``Huber``."""
     return Huber(delta)(y_true, y_pred)
 
 
 def kl_divergence(y_true, y_pred):
-    """The mean loss (a float), as :class:`KLDivergence`."""
+    """The mean loss (a float), as ``KLDivergence``."""
     return KLDivergence()(y_true, y_pred)

@@ -61,7 +61,7 @@ def dense_forward(x, kernel, bias=None, activation="linear"):
 
 
 def dense_backward(dy, x, kernel, bias=None, activation="linear", y=None):
-    """Gradients of :func:`dense_forward`: returns ``(dx, dkernel, dbias)`` (dbias is None
+    """Gradients of ``dense_forward``: returns ``(dx, dkernel, dbias)`` (dbias is None
     without a bias). ``y`` is the forward output; it is recomputed when not given."""
     fn = "dense_backward"
     dy = as_float_array(dy, fn, "dy")
@@ -301,7 +301,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None):
 
 def lstm_backward(dh, x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, dh_last=None,
                   dc_last=None):
-    """Gradients of :func:`lstm_forward` given ``dh`` (N, L, U), the gradient of every step's
+    """Gradients of ``lstm_forward`` given ``dh`` (N, L, U), the gradient of every step's
     h (None: zeros), plus optional gradients of the last h and c (N, U). Returns ``(dx,
     dkernel, drecurrent_kernel, dbias, dh0, dc0)`` (dbias None without a bias). The forward is
     recomputed (a layer keeps it instead: dlfast.layers.LSTM)."""
@@ -327,14 +327,14 @@ def _step_input(x, fn):
 
 def lstm_cell_forward(x, h, c, kernel, recurrent_kernel, bias=None):
     """One LSTM step: x (N, D), the previous h and c (N, U) -> ``(h_new, c_new)``. The same
-    fused kernel as :func:`lstm_forward`, with one time step."""
+    fused kernel as ``lstm_forward``, with one time step."""
     fn = "lstm_cell_forward"
     h_all, c_all = lstm_forward(_step_input(x, fn), kernel, recurrent_kernel, bias, h, c)
     return h_all[:, 0], c_all[:, 0]
 
 
 def lstm_cell_backward(dh_new, dc_new, x, h, c, kernel, recurrent_kernel, bias=None):
-    """Gradients of :func:`lstm_cell_forward` from those of h_new and c_new (either may be
+    """Gradients of ``lstm_cell_forward`` from those of h_new and c_new (either may be
     None): returns ``(dx, dh, dc, dkernel, drecurrent_kernel, dbias)``."""
     fn = "lstm_cell_backward"
     x3 = _step_input(x, fn)

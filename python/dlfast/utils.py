@@ -125,7 +125,7 @@ def gradcheck(layer_or_model, input_shape, dtype="float64", batch_size=4, traini
     ReLU-like kinks within ``eps`` of an input make finite differences meaningless there:
     pick another ``seed`` if a check fails by a kink.
 
-    Returns a :class:`GradcheckReport`.
+    Returns a ``GradcheckReport``.
     """
     obj = layer_or_model
     if not isinstance(obj, Layer):

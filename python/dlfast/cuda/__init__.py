@@ -92,7 +92,7 @@ def set_tf32(enabled):
 
 
 def tf32_enabled():
-    """Whether TF32 tensor cores are allowed (see :func:`set_tf32`)."""
+    """Whether TF32 tensor cores are allowed (see ``set_tf32``)."""
     return _tf32
 
 

@@ -67,7 +67,7 @@ class Conv2D(KernelLayer):
 class Conv2DTranspose(KernelLayer):
     """``y = activation(conv2d_transpose(x, kernel) + bias)`` (Keras's Conv2DTranspose); x
     (batch, H, W, C), kernel (kh, kw, filters, C), bias (filters,). The output size is Keras 3's
-    (:func:`dlfast.ops.conv_transpose_output_length`); 'same' places the output as TensorFlow's
+    (``dlfast.ops.conv_transpose_output_length``); 'same' places the output as TensorFlow's
     conv2d_transpose does (the data gradient of a Conv2D with 'same' padding and these
     strides). As in Keras, output_padding must be less than the strides, and strides > 1 do not
     go with dilation_rate > 1."""
