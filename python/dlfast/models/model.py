@@ -1,27 +1,14 @@
-"""Models: the Model base class holds what every model does (Keras's compile, fit, evaluate,
-predict, train_on_batch, summary, save); Sequential (a stack of layers) and the functional
-model (``Model(inputs, outputs)``, a graph of layer calls: functional.py) only say how the
-data flows. A model is a layer: forward/backward/weights/grads work on it as on any layer.
-
-A model owns no weights: they live in its layers, each layer's trainable weights packed in one
-buffer (and its gradients in another) when it is built (Layer._pack_parameters). A layer held
-by two models (a GAN's discriminator, alone and inside the combined model) is one set of
-arrays, and ``trainable`` is read at every step: an optimizer step is one C++ call over the
-buffers of the layers that are trainable now (``_optimizer_arrays``). The training step calls
-the layers' kernels directly (their inputs were checked once, at the model's door) and fuses a
-final softmax/sigmoid into the cross-entropy (from logits: stable, and one pass fewer)."""
-
-import textwrap
+"""The Model base class: compile, fit, evaluate, predict, train_on_batch, summary, files, and
+the flat parameter buffers (see the package's docstring)."""
 
 import numpy as np
 
-from . import _core, _random, callbacks as callbacks_module, losses as losses_module
-from . import metrics as metrics_module, optimizers as optimizers_module, registry, saving
-from ._progress import EpochProgress
-from .layers.base import Layer, normalize_shape, positive_int, to_array, trainable_version
-from .layers.core import Activation, Dense, Input
-from .ops import LINEAR, LOSSES, labels_array, matching_target_shape
-from .saving import load_model  # noqa: F401  (dlfast.models.load_model, as in Keras)
+from .. import _core, _random, losses as losses_module
+from .. import metrics as metrics_module, optimizers as optimizers_module, registry, saving
+from .. import _fit, _summary
+from ..layers.base import Layer, positive_int, to_array, trainable_version
+from ..layers.core import Activation, Dense
+from ..ops import LINEAR, LOSSES, labels_array, matching_target_shape
 
 class Model(Layer):
     """What every model shares: the training loop, the flat parameter buffers, summary, files.
@@ -167,7 +154,7 @@ class Model(Layer):
     def to(self, device):
         """Move the weights and optimizer state to 'cuda' (train, evaluate and predict then
         run on the GPU, NumPy in and out) or back to 'cpu'. Returns the model."""
-        from .cuda import training
+        from ..cuda import training
         return training.move(self, device)
 
     # --- training -------------------------------------------------------------------------
@@ -293,81 +280,8 @@ class Model(Layer):
         ``validation_data=(x_val, y_val)`` gives them instead. Returns a
         ``callbacks.History`` whose ``history`` dict holds the per-epoch loss, metrics and
         'val_*' entries."""
-        self._require_compiled("fit")
-        batch_size = positive_int(batch_size, "batch_size")
-        epochs = int(epochs)
-        x = self.check_input(x)
-        y = self._prepare_y(y, x.shape[0])
-        if not 0.0 <= validation_split < 1.0:
-            raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split}")
-        if validation_data is None and validation_split > 0:
-            n_val = int(len(x) * validation_split)
-            if n_val == 0:
-                raise ValueError(f"fit: validation_split={validation_split} of {len(x)} samples "
-                                 f"leaves no validation sample")
-            x, y, validation_data = x[:-n_val], y[:-n_val], (x[-n_val:], y[-n_val:])
-        if validation_data is not None:
-            if len(validation_data) != 2:
-                raise ValueError("fit: validation_data must be a tuple (x_val, y_val)")
-            xv = self.check_input(validation_data[0], "validation input")
-            yv = self._prepare_y(validation_data[1], xv.shape[0], "validation y")
-        n = x.shape[0]
-        if n == 0:
-            raise ValueError("fit: x has no samples")
-        steps = -(-n // batch_size)
-        history = callbacks_module.History()
-        params = {"epochs": epochs, "steps": steps, "verbose": verbose}
-        # History last, as Keras: it records what the other callbacks add to the logs (e.g.
-        # ReduceLROnPlateau's 'learning_rate').
-        cbs = callbacks_module.CallbackList(list(callbacks or []) + [history], self, params)
-        history.model = self
-        progress = EpochProgress(epochs, steps, verbose)
-        self.stop_training = False
-        cbs.on_train_begin()
-        for epoch in range(initial_epoch, epochs):
-            cbs.on_epoch_begin(epoch)
-            progress.begin(epoch)
-            if shuffle:
-                order = _random.generator().permutation(n)
-                xs, ys = x[order], y[order]
-            else:
-                xs, ys = x, y
-            total_loss = 0.0
-            correct = [0] * len(self.metrics)
-            device_sums = self._cuda.new_sums() if self._cuda is not None else None
-            seen = 0  # samples trained on this epoch (fewer than n if a callback stops it)
-            for step in range(steps):
-                lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
-                if cbs.wants_batches:
-                    cbs.on_train_batch_begin(step)
-                if device_sums is not None:  # the sums stay on the GPU until the epoch ends
-                    self._cuda.train_step(xs[lo:hi], ys[lo:hi], device_sums)
-                    loss = self._cuda.last_loss() if cbs.wants_batches else None
-                else:
-                    loss, out = self._train_step(xs[lo:hi], ys[lo:hi])
-                    total_loss += loss * (hi - lo)
-                    for i, m in enumerate(self.metrics):
-                        correct[i] += m.correct(ys[lo:hi], out, self._head_fused)
-                seen = hi
-                if cbs.wants_batches:
-                    cbs.on_train_batch_end(step, {"loss": float(loss)})
-                progress.step(step + 1)
-                if self.stop_training:  # Keras: a batch callback (TerminateOnNaN) stops here
-                    break
-            if device_sums is not None:
-                total_loss, correct = self._cuda.read_sums(device_sums)
-            logs = {"loss": total_loss / seen}
-            for m, c in zip(self.metrics, correct):
-                logs[m.name] = c / seen
-            if validation_data is not None:
-                val = self._evaluate_prepared(xv, yv, batch_size)
-                logs.update({"val_" + k: v for k, v in val.items()})
-            progress.end(epoch, logs)
-            cbs.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
-        cbs.on_train_end()
-        return history
+        return _fit.fit(self, x, y, batch_size, epochs, verbose, validation_data,
+                        validation_split, shuffle, callbacks, initial_epoch)
 
     def _evaluate_prepared(self, x, y, batch_size):
         if self._cuda is not None:
@@ -419,56 +333,7 @@ class Model(Layer):
         """A Keras-style table: each layer's name (type), output shape and parameter count,
         in the order data reaches them; a functional model adds the "Connected to" column
         (the layers feeding each one, as Keras's ``name[0][0]``)."""
-        self._ensure_built()
-        print_fn = print_fn or print
-        inbound = self._inbound_layers()
-        fractions = _COLUMNS if inbound is None else _COLUMNS_CONNECTED
-        widths = [round(f * (line_length or (71 if inbound is None else 100)))
-                  for f in fractions]
-        total = sum(widths)
-        rows = []
-        for layer in self.layers:
-            shape = "(None, " + ", ".join(map(str, layer.output_shape)) + ")"
-            row = [f"{layer.name} ({type(layer).__name__})", shape, f"{layer.count_params():,}"]
-            if inbound is None:
-                rows.append([row])
-                continue
-            sources = [f"{source.name}[0][0]" for source in inbound[layer]] or ["-"]
-            rows.append([row + sources[:1]] + [["", "", "", s] for s in sources[1:]])
-
-        def line(cells):
-            """A row's printed lines; a cell too long for its column (a long name and type,
-            "batch_normalization (BatchNormalization)") wraps at its spaces onto further
-            lines, as in Keras's table, so that the columns never run together."""
-            parts = [textwrap.wrap(c, w - 1) or [""] for c, w in zip(cells[:3], widths)]
-            parts += [[c] for c in cells[3:]]
-            texts = []
-            for k in range(max(map(len, parts))):
-                c = [p[k] if k < len(p) else "" for p in parts]
-                text = c[0].ljust(widths[0]) + c[1].ljust(widths[1]) + c[2].rjust(widths[2])
-                texts.append(text + "  " + c[3] if len(c) > 3 and c[3] else text)
-            return texts
-
-        trainable = sum(w.size for w, t in zip(self.weights, self.weight_trainable) if t)
-        total_params = self.count_params()
-        nbytes = lambda count: count * self.dtype.itemsize
-        print_fn(f'Model: "{self.name}"')
-        print_fn("_" * total)
-        print_fn(line(["Layer (type)", "Output Shape", "Param #",
-                       "Connected to"][:len(widths)])[0])
-        print_fn("=" * total)
-        for i, lines in enumerate(rows):
-            for cells in lines:
-                for text in line(cells):
-                    print_fn(text)
-            if i < len(rows) - 1:
-                print_fn("")
-        print_fn("=" * total)
-        print_fn(f"Total params: {total_params:,} ({_human_bytes(nbytes(total_params))})")
-        print_fn(f"Trainable params: {trainable:,} ({_human_bytes(nbytes(trainable))})")
-        print_fn(f"Non-trainable params: {total_params - trainable:,} "
-                 f"({_human_bytes(nbytes(total_params - trainable))})")
-        print_fn("_" * total)
+        _summary.print_summary(self, print_fn, line_length)
 
     def _inbound_layers(self):
         """{layer: the layers whose outputs it takes} for a graph; None for a stack."""
@@ -513,128 +378,3 @@ class Model(Layer):
 
 
 registry.register_model_base(Model)
-
-
-class Sequential(Model):
-    """A stack of layers, each feeding the next."""
-
-    def _device_walk(self):
-        return Sequential  # a subclass's own call_forward is not run on the device
-
-    def __init__(self, layers=None, name=None, dtype=None):
-        super().__init__(name=name, dtype=dtype)
-        self._dtype_given = dtype is not None
-        for layer in layers or []:
-            self.add(layer)
-
-    def add(self, layer):
-        """Append a layer (an ``Input`` may only come first: it sets the input shape)."""
-        if not isinstance(layer, Layer):
-            raise TypeError(f"{self.name}: add() expects a dlfast layer, got "
-                            f"{type(layer).__name__}")
-        if isinstance(layer, Input):
-            if self.layers or self.input_shape is not None:
-                raise ValueError(f"{self.name}: an Input must come first")
-            self.input_shape = layer.shape
-            if layer.dtype_given or not self._dtype_given:
-                self.dtype = layer.dtype
-            self._dtype_given = self._dtype_given or layer.dtype_given
-            return
-        if self.built:
-            raise ValueError(f"{self.name}: cannot add layers to a built model")
-        if layer.multiple_outputs:
-            raise ValueError(layer._one_output_message("a Sequential model"))
-        if any(layer is other for other in self.layers):
-            raise ValueError(f"{self.name}: layer '{layer.name}' is already in the model; a "
-                             f"layer keeps one forward cache, so it cannot appear twice")
-        if not self.layers and self.input_shape is None:
-            if isinstance(layer, Model) and layer.input_shape is not None:  # a model first
-                self.input_shape = layer.input_shape  # (a GAN's generator): its input
-                if not self._dtype_given:
-                    self.dtype = layer.dtype
-            elif layer._declared_input_shape:
-                self.input_shape = layer._declared_input_shape
-        self.layers.append(layer)
-
-    def compute_output_shape(self, input_shape):
-        shape = tuple(input_shape)
-        for layer in self.layers:
-            shape = tuple(layer.compute_output_shape(shape))
-        return shape
-
-    def build(self, input_shape=None):
-        """Build every layer for inputs of ``input_shape`` (batch axis excluded; default: the
-        shape an ``Input`` or the first layer's ``input_shape=`` declared)."""
-        if input_shape is None:
-            input_shape = self.input_shape
-            if input_shape is None:
-                raise ValueError(f"{self.name}: the input shape is unknown; start the model with "
-                                 f"Input(shape), pass input_shape= to the first layer, or call "
-                                 f"build(shape) or fit() first")
-        input_shape = normalize_shape(input_shape)
-        if self.built:
-            return super().build(input_shape)  # checks that the shape matches
-        if not self.layers:
-            raise ValueError(f"{self.name}: the model has no layers")
-        shape = input_shape
-        for layer in self.layers:
-            if self._dtype_given and not layer.built:
-                layer.dtype = self.dtype
-            layer.build(shape)
-            shape = layer.output_shape
-        self.dtype = self.layers[0].dtype
-        self.input_shape, self.output_shape = input_shape, shape
-        self.built = True
-
-    def _output_layer(self):
-        return self.layers[-1]
-
-    def call_forward(self, x, training, act=None):
-        layers = self.layers
-        for k in range(len(layers) - 1):
-            x = layers[k].call_forward(x, training)
-        if act is None:
-            return layers[-1].call_forward(x, training)
-        return layers[-1].call_forward(x, training, act=act)
-
-    def call_backward(self, dy, need_dx=True, accumulate=True):
-        layers = self.layers
-        for k in range(len(layers) - 1, -1, -1):
-            dy = layers[k].call_backward(dy, need_dx or k > 0, accumulate)
-        return dy
-
-    def get_config(self):
-        """name, dtype (None when not given: the layers' own win) and the layers, led by an
-        Input when the input shape is known."""
-        layers = list(self.layers)
-        if self.input_shape is not None:
-            layers.insert(0, Input(self.input_shape, dtype=self.dtype if self._dtype_given
-                                   else None, name=f"{self.name}_input"))
-        config = {"name": self.name, "dtype": self.dtype.name if self._dtype_given else None,
-                  "layers": [saving.serialize(layer) for layer in layers]}
-        if not self.trainable:
-            config["trainable"] = False
-        return config
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        """The model ``get_config`` describes (weights are set separately)."""
-        config = dict(config)
-        layers = [saving.deserialize(c, custom_objects) for c in config.pop("layers")]
-        return cls(layers, **config)
-
-
-# summary's column widths as fractions of the line: 71 characters by default (33, 26, 12), or
-# 100 with the "Connected to" column (33, 26, 12, 29)
-_COLUMNS = (33 / 71, 26 / 71, 12 / 71)
-_COLUMNS_CONNECTED = (0.33, 0.26, 0.12, 0.29)
-
-
-def _human_bytes(n):
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.2f} {unit}" if unit != "B" else f"{n:.2f} B"
-        n /= 1024.0
-
-
-registry.register(Sequential)

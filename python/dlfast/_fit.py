@@ -1,0 +1,86 @@
+"""Model.fit's loop: epochs of shuffled batches, callbacks, progress, validation, and the GPU
+path's on-device sums (model._cuda)."""
+
+from . import _random, callbacks as callbacks_module
+from ._progress import EpochProgress
+from .layers.base import positive_int
+
+
+def fit(model, x, y, batch_size, epochs, verbose, validation_data, validation_split, shuffle,
+        callbacks, initial_epoch):
+    """See Model.fit."""
+    model._require_compiled("fit")
+    batch_size = positive_int(batch_size, "batch_size")
+    epochs = int(epochs)
+    x = model.check_input(x)
+    y = model._prepare_y(y, x.shape[0])
+    if not 0.0 <= validation_split < 1.0:
+        raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split}")
+    if validation_data is None and validation_split > 0:
+        n_val = int(len(x) * validation_split)
+        if n_val == 0:
+            raise ValueError(f"fit: validation_split={validation_split} of {len(x)} samples "
+                             f"leaves no validation sample")
+        x, y, validation_data = x[:-n_val], y[:-n_val], (x[-n_val:], y[-n_val:])
+    if validation_data is not None:
+        if len(validation_data) != 2:
+            raise ValueError("fit: validation_data must be a tuple (x_val, y_val)")
+        xv = model.check_input(validation_data[0], "validation input")
+        yv = model._prepare_y(validation_data[1], xv.shape[0], "validation y")
+    n = x.shape[0]
+    if n == 0:
+        raise ValueError("fit: x has no samples")
+    steps = -(-n // batch_size)
+    history = callbacks_module.History()
+    params = {"epochs": epochs, "steps": steps, "verbose": verbose}
+    # History last, as Keras: it records what the other callbacks add to the logs (e.g.
+    # ReduceLROnPlateau's 'learning_rate').
+    cbs = callbacks_module.CallbackList(list(callbacks or []) + [history], model, params)
+    history.model = model
+    progress = EpochProgress(epochs, steps, verbose)
+    model.stop_training = False
+    cbs.on_train_begin()
+    for epoch in range(initial_epoch, epochs):
+        cbs.on_epoch_begin(epoch)
+        progress.begin(epoch)
+        if shuffle:
+            order = _random.generator().permutation(n)
+            xs, ys = x[order], y[order]
+        else:
+            xs, ys = x, y
+        total_loss = 0.0
+        correct = [0] * len(model.metrics)
+        device_sums = model._cuda.new_sums() if model._cuda is not None else None
+        seen = 0  # samples trained on this epoch (fewer than n if a callback stops it)
+        for step in range(steps):
+            lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
+            if cbs.wants_batches:
+                cbs.on_train_batch_begin(step)
+            if device_sums is not None:  # the sums stay on the GPU until the epoch ends
+                model._cuda.train_step(xs[lo:hi], ys[lo:hi], device_sums)
+                loss = model._cuda.last_loss() if cbs.wants_batches else None
+            else:
+                loss, out = model._train_step(xs[lo:hi], ys[lo:hi])
+                total_loss += loss * (hi - lo)
+                for i, m in enumerate(model.metrics):
+                    correct[i] += m.correct(ys[lo:hi], out, model._head_fused)
+            seen = hi
+            if cbs.wants_batches:
+                cbs.on_train_batch_end(step, {"loss": float(loss)})
+            progress.step(step + 1)
+            if model.stop_training:  # Keras: a batch callback (TerminateOnNaN) stops here
+                break
+        if device_sums is not None:
+            total_loss, correct = model._cuda.read_sums(device_sums)
+        logs = {"loss": total_loss / seen}
+        for m, c in zip(model.metrics, correct):
+            logs[m.name] = c / seen
+        if validation_data is not None:
+            val = model._evaluate_prepared(xv, yv, batch_size)
+            logs.update({"val_" + k: v for k, v in val.items()})
+        progress.end(epoch, logs)
+        cbs.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    cbs.on_train_end()
+    return history
