@@ -153,3 +153,19 @@ def test_kernel_table_is_listed_by_name():
     struct = struct[:struct.index("\n};")]
     fields = re.findall(r"\(\*(\w+)\)\(", struct)
     assert fields == list(names)  # same entries, same order as declared
+
+
+def test_no_python_file_over_400_lines_and_no_cpp_file_over_600():
+    # Issue 14's size rule, kept: a file past it is split by what it holds.
+    limits = {".py": 400, ".cpp": 600, ".h": 600, ".cu": 600, ".cuh": 600}
+    too_long = []
+    for folder in ("python", "csrc"):
+        for base, _, files in os.walk(os.path.join(ROOT, folder)):
+            for f in files:
+                limit = limits.get(os.path.splitext(f)[1])
+                if limit:
+                    with open(os.path.join(base, f), encoding="utf-8") as fh:
+                        n = sum(1 for _ in fh)
+                    if n > limit:
+                        too_long.append(f"{os.path.relpath(os.path.join(base, f), ROOT)}: {n}")
+    assert not too_long, "over the size limit:\n" + "\n".join(too_long)
