@@ -560,7 +560,7 @@ def test_set_tf32_reaches_the_module(standin):
 @pytest.mark.parametrize("kind", ["mlp", "cnn", "gap", "lstm", "residual", "residual_cnn"])
 def test_model_to_cuda_plumbing_on_the_standin(standin, kind):
     cpu_model, gpu_model, x, y = _pair(kind)
-    assert isinstance(gpu_model._cuda.flat_w, standin.Array)
+    assert isinstance(gpu_model._runner.flat_w, standin.Array)
     cpu_losses = [cpu_model.train_on_batch(x[:32], y[:32]) for _ in range(3)]
     gpu_losses = [gpu_model.train_on_batch(x[:32], y[:32]) for _ in range(3)]
     np.testing.assert_allclose(gpu_losses, cpu_losses, rtol=1e-6)

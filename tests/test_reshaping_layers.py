@@ -443,7 +443,7 @@ def test_model_to_cuda_refuses_what_it_cannot_run(standin, make, name):
     model = dlfast.Sequential([Input((4,)), make(), Dense(2)])
     with pytest.raises(NotImplementedError, match=name):
         model.to("cuda")
-    assert model.device == "cpu" and model._cuda is None
+    assert model.device == "cpu" and model._runner is dlfast.backend.cpu
     conv = dlfast.Sequential([Input((4, 4, 1)), Conv2D(2, 3, activation="leaky_relu", name="cv")])
     with pytest.raises(NotImplementedError, match=r"'cv' \(Conv2D\) uses the activation "
                                                   r"leaky_relu, which has no CUDA"):

@@ -1,5 +1,5 @@
-"""Model.fit's loop: epochs of shuffled batches, callbacks, progress, validation, and the GPU
-path's on-device sums (model._cuda)."""
+"""Model.fit's loop: epochs of shuffled batches, callbacks, progress, validation; the sums
+of an epoch kept where the model runs (its runner's tally: on the device after to('cuda'))."""
 
 from . import _random, callbacks as callbacks_module
 from ._progress import EpochProgress
@@ -48,30 +48,21 @@ def fit(model, x, y, batch_size, epochs, verbose, validation_data, validation_sp
             xs, ys = x[order], y[order]
         else:
             xs, ys = x, y
-        total_loss = 0.0
-        correct = [0] * len(model.metrics)
-        device_sums = model._cuda.new_sums() if model._cuda is not None else None
+        tally = model._runner.tally(model)
         seen = 0  # samples trained on this epoch (fewer than n if a callback stops it)
         for step in range(steps):
             lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
             if cbs.wants_batches:
                 cbs.on_train_batch_begin(step)
-            if device_sums is not None:  # the sums stay on the GPU until the epoch ends
-                model._cuda.train_step(xs[lo:hi], ys[lo:hi], device_sums)
-                loss = model._cuda.last_loss() if cbs.wants_batches else None
-            else:
-                loss, out = model._train_step(xs[lo:hi], ys[lo:hi])
-                total_loss += loss * (hi - lo)
-                for i, m in enumerate(model.metrics):
-                    correct[i] += m.correct(ys[lo:hi], out, model._head_fused)
+            loss, out, targets = model._train_step(xs[lo:hi], ys[lo:hi])
+            tally.add(out, targets, hi - lo, loss)
             seen = hi
             if cbs.wants_batches:
                 cbs.on_train_batch_end(step, {"loss": float(loss)})
             progress.step(step + 1)
             if model.stop_training:  # Keras: a batch callback (TerminateOnNaN) stops here
                 break
-        if device_sums is not None:
-            total_loss, correct = model._cuda.read_sums(device_sums)
+        total_loss, correct = tally.read()
         logs = {"loss": total_loss / seen}
         for m, c in zip(model.metrics, correct):
             logs[m.name] = c / seen

@@ -23,8 +23,7 @@ from . import registry, saving
 class Functional(Model):
     """A model over a graph of layer calls, from one Input to one output tensor."""
 
-    def _device_walk(self):
-        return type(self)
+    runs_on_cuda = True  # model.to('cuda') takes it (dlfast.backend.cuda)
 
     def __init__(self, inputs, outputs, name=None):
         source, target = _single(inputs, "inputs"), _single(outputs, "outputs")
@@ -92,14 +91,10 @@ class Functional(Model):
                 dxs = [layer.call_backward(g, need_dx or ins[0] != 0, accumulate)]
             for i, dx in zip(ins, dxs):
                 if dx is not None:
-                    grads[i] = dx if grads[i] is None else self._sum_grads(i, grads[i], dx)
+                    # a new array (a may be the very array Add handed to another input too)
+                    grads[i] = dx if grads[i] is None else \
+                        self.backend.add(grads[i], dx, ("slot", i))
         return grads[0] if need_dx else None
-
-    def _sum_grads(self, slot, a, b):
-        """a + b, a new array (a may be the very array Add handed to another input too). The
-        GPU runner, which walks its device layers with this class's call_backward, sums on
-        the device instead."""
-        return a + b
 
     # --- configuration --------------------------------------------------------------------
     def get_config(self):

@@ -1,6 +1,6 @@
 """The CUDA extension as the rest of ``dlfast.cuda`` sees it: ``ext`` (the module
 ``dlfast._cuda``, or None in a build without it) and whether a GPU can be used. A leaf module
-(it imports nothing of dlfast.cuda), so the package, ``cuda.ops`` and ``cuda.training`` all
+(it imports nothing of dlfast.cuda), so the package, ``cuda.ops`` and ``dlfast.backend.cuda`` all
 read it without importing one another; the tests swap ``ext`` for a NumPy stand-in."""
 
 try:

@@ -7,6 +7,7 @@ import re
 import numpy as np
 
 from .. import _arrays
+from ..backend import cpu as cpu_backend
 from .symbolic import SymbolicTensor, as_symbolic
 
 _name_counts = {}
@@ -56,6 +57,8 @@ class Layer:
     ``add_weight``), ``compute_output_shape``, ``call_forward(x, training)`` and
     ``call_backward(dy)``. ``forward`` / ``backward`` add the input checks and casts.
     ``backward`` ADDS weight gradients into ``self.grads`` and returns the input gradient.
+    ``call_forward`` / ``call_backward`` compute through ``self.backend`` on ``self.arrays``
+    (the device's after ``model.to('cuda')``: see dlfast.backend).
 
     Calling a layer on an ``Input`` (or on a symbolic tensor) records the call for a
     functional model instead of computing. ``get_config()`` returns the constructor's keyword
@@ -69,6 +72,9 @@ class Layer:
     #: model (Sequential or functional) passes one array from layer to layer, so it refuses
     #: them; they run only on arrays, in a hand-written loop
     multiple_outputs = False
+    #: the kernels call_forward / call_backward run (dlfast.backend.cpu, or a layer's own
+    #: dlfast.backend.cuda.Kernels after model.to('cuda'))
+    backend = cpu_backend
 
     def __init_subclass__(cls, **kwargs):
         """Every layer takes Keras's base-layer keyword ``trainable=`` (``Dense(4,
@@ -97,8 +103,11 @@ class Layer:
             raise TypeError(f"{self.name}: dtype must be float32 or float64, got {self.dtype}")
         self.trainable = trainable
         self.built = False
-        self.weights = []
-        self.grads = []
+        weights, grads = [], []
+        self.weights, self.grads = weights, grads
+        # The (weights, grads) lists the kernels run on (dlfast.backend): the host lists
+        # themselves, until model.to('cuda') gives the device's.
+        self.arrays = (weights, grads)
         self.weight_names = []
         self.weight_trainable = []  # per weight: False for state such as moving statistics
         self.input_shape = None  # without the batch axis

@@ -1,6 +1,5 @@
 """Conv2D on NHWC input with an HWIO kernel (Keras layouts)."""
 
-from .. import _core
 from ..ops import (conv_output_length, conv_transpose_output_length, output_padding_pair, pair,
                    padding_name, split_activation)
 from .base import positive_int
@@ -45,18 +44,19 @@ class Conv2D(KernelLayer):
     def call_forward(self, x, training, act=None):
         act = self._act if act is None else act
         fused, post = split_activation(act)  # leaky_relu: a separate pass after the kernel
-        y = _core.conv2d_forward(x, self.weights[0], self.weights[1] if self.use_bias else None,
-                                 self.strides, self.padding, self.dilation_rate, fused)
+        w = self.arrays[0]
+        y = self.backend.conv2d_forward(x, w[0], w[1] if self.use_bias else None, self.strides,
+                                        self.padding, self.dilation_rate, fused)
         y = self.post_activation(y, post)
         self._cache = (x, y, act)
         return y
 
     def call_backward(self, dy, need_dx=True, accumulate=True):
         dy, x, y, fused = self.cached_backward_inputs(dy)
-        g = self.grads
-        return _core.conv2d_backward(dy, x, self.weights[0], y, self.strides, self.padding,
-                                     self.dilation_rate, fused, g[0],
-                                     g[1] if self.use_bias else None, need_dx, accumulate)
+        w, g = self.arrays
+        return self.backend.conv2d_backward(dy, x, w[0], y, self.strides, self.padding,
+                                            self.dilation_rate, fused, g[0],
+                                            g[1] if self.use_bias else None, need_dx, accumulate)
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters,
@@ -117,22 +117,22 @@ class Conv2DTranspose(KernelLayer):
     def call_forward(self, x, training, act=None):
         act = self._act if act is None else act
         fused, post = split_activation(act)  # leaky_relu: a separate pass after the kernel
-        y = _core.conv2d_transpose_forward(x, self.weights[0],
-                                           self.weights[1] if self.use_bias else None,
-                                           self.strides, self.padding, self.output_padding,
-                                           self.dilation_rate, fused)
+        w = self.arrays[0]
+        y = self.backend.conv2d_transpose_forward(x, w[0], w[1] if self.use_bias else None,
+                                                  self.strides, self.padding,
+                                                  self.output_padding, self.dilation_rate, fused)
         y = self.post_activation(y, post)
         self._cache = (x, y, act)
         return y
 
     def call_backward(self, dy, need_dx=True, accumulate=True):
         dy, x, y, fused = self.cached_backward_inputs(dy)
-        g = self.grads
-        return _core.conv2d_transpose_backward(dy, x, self.weights[0], y, self.strides,
-                                               self.padding, self.output_padding,
-                                               self.dilation_rate, fused, g[0],
-                                               g[1] if self.use_bias else None, need_dx,
-                                               accumulate)
+        w, g = self.arrays
+        return self.backend.conv2d_transpose_backward(dy, x, w[0], y, self.strides,
+                                                      self.padding, self.output_padding,
+                                                      self.dilation_rate, fused, g[0],
+                                                      g[1] if self.use_bias else None, need_dx,
+                                                      accumulate)
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters,

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from .. import _core, initializers, regularizers
+from .. import initializers, regularizers
 from ..ops import LEAKY_RELU_SLOPE, LINEAR, activation_code, split_activation
 from .base import Layer, normalize_shape, positive_int
 from .symbolic import SymbolicTensor
@@ -41,15 +41,13 @@ class KernelLayer(Layer):
     not take its slope, so it runs as a separate vectorised pass after the linear kernel
     (``post_activation`` / ``post_activation_grad``)."""
 
-    @staticmethod
-    def post_activation(y, post):
+    def post_activation(self, y, post):
         """y after the activation the kernel did not fuse (leaky_relu, slope 0.2 as
         keras.activations.leaky_relu; code 0: none)."""
-        return _core.activation_forward(y, post, LEAKY_RELU_SLOPE) if post else y
+        return self.backend.activation_forward(y, post, LEAKY_RELU_SLOPE) if post else y
 
-    @staticmethod
-    def post_activation_grad(dy, y, post):
-        return _core.activation_backward(dy, y, post, LEAKY_RELU_SLOPE) if post else dy
+    def post_activation_grad(self, dy, y, post):
+        return self.backend.activation_backward(dy, y, post, LEAKY_RELU_SLOPE) if post else dy
 
     def cached_backward_inputs(self, dy):
         """(dz for the kernel, x, y, fused activation code) of the last forward, cached as
@@ -129,13 +127,13 @@ class Dense(KernelLayer):
 
     def call_forward(self, x, training, act=None):
         act = self._act if act is None else act
-        x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
-        w = self.weights
+        x2 = x if x.ndim == 2 else x.reshape(math.prod(x.shape[:-1]), x.shape[-1])
+        w = self.arrays[0]
         fused, post = split_activation(act)
-        y = self.post_activation(_core.dense_forward(x2, w[0], w[1] if self.use_bias else None,
-                                                     fused), post)
+        y = self.post_activation(self.backend.dense_forward(
+            x2, w[0], w[1] if self.use_bias else None, fused), post)
         self._cache = (x2, y, act, x.shape)
-        return y if x.ndim == 2 else y.reshape(x.shape[:-1] + (self.units,))
+        return y if x.ndim == 2 else y.reshape(*x.shape[:-1], self.units)
 
     def forward_logits(self, x, training=False):
         """Forward without the activation (the model fuses softmax/sigmoid into the loss)."""
@@ -145,18 +143,19 @@ class Dense(KernelLayer):
         if self._cache is None:
             raise RuntimeError(f"{self.name}: backward called before forward")
         x2, y, act, in_shape = self._cache
-        dy2 = dy if dy.ndim == 2 else dy.reshape(-1, self.units)
+        dy2 = dy if dy.ndim == 2 or dy.shape[-1] != self.units else dy.reshape(
+            math.prod(dy.shape[:-1]), self.units)
         if dy2.shape != y.shape:
             raise ValueError(f"{self.name}: dy must have the output's shape "
                              f"{in_shape[:-1] + (self.units,)}, got {dy.shape}")
-        g = self.grads
+        w, g = self.arrays
         fused, post = split_activation(act)
         dy2 = self.post_activation_grad(dy2, y, post)
-        dx = _core.dense_backward(dy2, x2, self.weights[0], y, fused, g[0],
-                                  g[1] if self.use_bias else None, need_dx, accumulate)
+        dx = self.backend.dense_backward(dy2, x2, w[0], y, fused, g[0],
+                                         g[1] if self.use_bias else None, need_dx, accumulate)
         if dx is None or len(in_shape) == 2:
             return dx
-        return dx.reshape(in_shape)
+        return dx.reshape(*in_shape)
 
     def get_config(self):
         return {**super().get_config(), "units": self.units}
@@ -175,7 +174,7 @@ class Activation(Layer):
 
     def call_forward(self, x, training, act=None):
         act = self._act if act is None else act
-        y = _core.activation_forward(x, act, self._slope) if act else x
+        y = self.backend.activation_forward(x, act, self._slope) if act else x
         self._cache = (y, act)
         return y
 
@@ -189,7 +188,7 @@ class Activation(Layer):
         if dy.shape != y.shape:
             raise ValueError(f"{self.name}: dy must have the output's shape {y.shape}, got "
                              f"{dy.shape}")
-        return _core.activation_backward(dy, y, act, self._slope) if act else dy
+        return self.backend.activation_backward(dy, y, act, self._slope) if act else dy
 
     def get_config(self):
         return {**super().get_config(), "activation": self.activation}
@@ -236,7 +235,7 @@ class Flatten(Layer):
 
     def call_forward(self, x, training):
         self._in_shape = x.shape
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], math.prod(x.shape[1:]))
 
     def call_backward(self, dy, need_dx=True, accumulate=True):
-        return dy.reshape(self._in_shape)
+        return dy.reshape(*self._in_shape)

@@ -54,9 +54,10 @@ class Add(_Merge):
         return shapes[0]
 
     def call_forward(self, xs, training):
-        y = np.add(xs[0], xs[1]) if len(xs) > 1 else xs[0].copy()
+        add = self.backend.add
+        y = add(xs[0], xs[1], "y") if len(xs) > 1 else self.backend.copy(xs[0], "y")
         for x in xs[2:]:
-            np.add(y, x, out=y)
+            y = add(y, x, "y")
         self._cache = (len(xs), y.shape)
         return y
 

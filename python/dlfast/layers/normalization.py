@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .. import _core, initializers
+from .. import initializers
 from .base import Layer
 
 
@@ -70,9 +70,10 @@ class BatchNormalization(Layer):
 
     def call_forward(self, x, training):
         training = bool(training) and self.trainable
-        gamma, beta = self._affine(self.weights)
-        y, mean, inv_std = _core.batchnorm_forward(
-            x, gamma, beta, self.weights[self._moving], self.weights[self._moving + 1],
+        w = self.arrays[0]
+        gamma, beta = self._affine(w)
+        y, mean, inv_std = self.backend.batchnorm_forward(
+            x, gamma, beta, w[self._moving], w[self._moving + 1],
             self.momentum, self.epsilon, training)
         self._cache = (x, mean, inv_std, training)
         return y
@@ -84,10 +85,11 @@ class BatchNormalization(Layer):
         if dy.shape != x.shape:
             raise ValueError(f"{self.name}: dy must have the output's shape {x.shape}, got "
                              f"{dy.shape}")
-        gamma, _ = self._affine(self.weights)
-        dgamma, dbeta = self._affine(self.grads)
-        return _core.batchnorm_backward(dy, x, gamma, mean, inv_std, training, dgamma, dbeta,
-                                        need_dx, accumulate)
+        w, g = self.arrays
+        gamma, _ = self._affine(w)
+        dgamma, dbeta = self._affine(g)
+        return self.backend.batchnorm_backward(dy, x, gamma, mean, inv_std, training, dgamma,
+                                               dbeta, need_dx, accumulate)
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "momentum": self.momentum,

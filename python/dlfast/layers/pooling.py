@@ -1,6 +1,5 @@
 """Pooling layers on NHWC input: MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D."""
 
-from .. import _core
 from ..ops import conv_output_length, pair, padding_name
 from .base import Layer
 
@@ -54,20 +53,21 @@ class MaxPooling2D(_Pooling2D):
     maximum."""
 
     def forward_pool(self, x):
-        return _core.maxpool2d_forward(x, self.pool_size, self.strides, self.padding)
+        return self.backend.maxpool2d_forward(x, self.pool_size, self.strides, self.padding)
 
     def backward_pool(self, dy, x):
-        return _core.maxpool2d_backward(dy, x, self.pool_size, self.strides, self.padding)
+        return self.backend.maxpool2d_backward(dy, x, self.pool_size, self.strides, self.padding)
 
 
 class AveragePooling2D(_Pooling2D):
     """Mean over each window; cells in the padding are not counted (TensorFlow)."""
 
     def forward_pool(self, x):
-        return _core.avgpool2d_forward(x, self.pool_size, self.strides, self.padding)
+        return self.backend.avgpool2d_forward(x, self.pool_size, self.strides, self.padding)
 
     def backward_pool(self, dy, x):
-        return _core.avgpool2d_backward(dy, x.shape, self.pool_size, self.strides, self.padding)
+        return self.backend.avgpool2d_backward(dy, x.shape, self.pool_size, self.strides,
+                                               self.padding)
 
 
 class GlobalAveragePooling2D(Layer):
@@ -83,12 +83,12 @@ class GlobalAveragePooling2D(Layer):
     def call_forward(self, x, training):
         n, h, w, c = x.shape
         self._in_shape = x.shape
-        return _core.avgpool2d_forward(x, (h, w), (h, w), "valid").reshape(n, c)
+        return self.backend.avgpool2d_forward(x, (h, w), (h, w), "valid").reshape(n, c)
 
     def call_backward(self, dy, need_dx=True, accumulate=True):
         n, h, w, c = self._in_shape
         if dy.shape != (n, c):
             raise ValueError(f"{self.name}: dy must have the output's shape {(n, c)}, got "
                              f"{dy.shape}")
-        return _core.avgpool2d_backward(dy.reshape(n, 1, 1, c), self._in_shape, (h, w), (h, w),
-                                        "valid")
+        return self.backend.avgpool2d_backward(dy.reshape(n, 1, 1, c), self._in_shape, (h, w),
+                                               (h, w), "valid")

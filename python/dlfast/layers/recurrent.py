@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .. import _core, initializers
+from .. import initializers
 from .base import Layer, positive_int, to_array
 from .symbolic import as_symbolic
 
@@ -101,12 +101,12 @@ class LSTM(Layer):
 
     def call_forward(self, x, training, initial_state=None):
         h0, c0 = self._initial_state(initial_state, x.shape[0])
-        w = self.weights
-        H, C, Z = _core.lstm_forward(x, w[0], w[1], w[2] if self.use_bias else None, h0, c0)
+        w, kernels = self.arrays[0], self.backend
+        H, C, Z = kernels.lstm_forward(x, w[0], w[1], w[2] if self.use_bias else None, h0, c0)
         self._cache = (x, h0, c0, H, C, Z)
-        out = H if self.return_sequences else np.ascontiguousarray(H[:, -1])
+        out = H if self.return_sequences else kernels.last_step(H, "h")
         if self.return_state:
-            return [out, np.ascontiguousarray(H[:, -1]), np.ascontiguousarray(C[:, -1])]
+            return [out, kernels.last_step(H, "h"), kernels.last_step(C, "c")]
         return out
 
     # --- backward -----------------------------------------------------------------------------
@@ -116,13 +116,16 @@ class LSTM(Layer):
         state."""
         if not self.built or self._cache is None:
             raise RuntimeError(f"{self.name}: backward called before forward")
+        if isinstance(dy, (list, tuple)):
+            dy = type(dy)(g if g is None or i > 2 else
+                          to_array(g, self.dtype, self.name, ("dy", "dh", "dc")[i])
+                          for i, g in enumerate(dy))
+        else:
+            dy = to_array(dy, self.dtype, self.name, "dy")
         return self.call_backward(dy)
 
     def _grad(self, g, shape, what):
-        if g is None:
-            return None
-        g = to_array(g, self.dtype, self.name, what)
-        if g.shape != shape:
+        if g is not None and g.shape != shape:
             raise ValueError(f"{self.name}: {what} must have shape {shape}, got {g.shape}")
         return g
 
@@ -149,10 +152,10 @@ class LSTM(Layer):
         dH = d_out if self.return_sequences else None
         if not self.return_sequences and d_out is not None:
             dh = d_out if dh is None else d_out + dh
-        w, g = self.weights, self.grads
-        dx, dh0, dc0 = _core.lstm_backward(dH, dh, dc, x, w[0], w[1], h0, c0, H, C, Z, g[0],
-                                           g[1], g[2] if self.use_bias else None, need_dx,
-                                           h0 is not None, accumulate)
+        w, g = self.arrays
+        dx, dh0, dc0 = self.backend.lstm_backward(dH, dh, dc, x, w[0], w[1], h0, c0, H, C, Z,
+                                                  g[0], g[1], g[2] if self.use_bias else None,
+                                                  need_dx, h0 is not None, accumulate)
         return dx if h0 is None else [dx, dh0, dc0]
 
     def get_config(self):

@@ -2,7 +2,6 @@
 
 import numpy as np
 
-from .. import _core
 from ..ops import padding_pairs, pair
 from .base import Layer
 
@@ -75,10 +74,10 @@ class UpSampling2D(_Image2D):
                 c)
 
     def forward_kernel(self, x):
-        return _core.upsampling2d_forward(x, self.size)
+        return self.backend.upsampling2d_forward(x, self.size)
 
     def backward_kernel(self, dy):
-        return _core.upsampling2d_backward(dy, self.size)
+        return self.backend.upsampling2d_backward(dy, self.size)
 
     def get_config(self):
         return {**super().get_config(), "size": self.size, "data_format": self.data_format,
@@ -103,10 +102,10 @@ class ZeroPadding2D(_Image2D):
                 None if w is None else w + left + right, c)
 
     def forward_kernel(self, x):
-        return _core.zeropadding2d_forward(x, self.padding)
+        return self.backend.zeropadding2d_forward(x, self.padding)
 
     def backward_kernel(self, dy):
-        return _core.zeropadding2d_backward(dy, self.padding)
+        return self.backend.zeropadding2d_backward(dy, self.padding)
 
     def get_config(self):
         return {**super().get_config(), "padding": self.padding, "data_format": self.data_format}

@@ -3,9 +3,10 @@ the flat parameter buffers (see the package's docstring)."""
 
 import numpy as np
 
-from .. import _core, _random, losses as losses_module
+from .. import _random, losses as losses_module
 from .. import metrics as metrics_module, optimizers as optimizers_module, registry, saving
 from .. import _fit, _summary
+from ..backend import cpu
 from ..layers.base import Layer, positive_int, to_array, trainable_version
 from ..layers.core import Activation, Dense
 from ..ops import LINEAR, LOSSES, labels_array, matching_target_shape
@@ -33,7 +34,9 @@ class Model(Layer):
         self.stop_training = False
         self._optimizer_cache = None  # (trainable_version(), grads, weights)
         self.device = "cpu"
-        self._cuda = None  # the DeviceRunner (dlfast/cuda/training.py) after to('cuda')
+        # Where the train step, evaluate and predict run (dlfast.backend): the module cpu, or
+        # a dlfast.backend.cuda.Runner after to('cuda')
+        self._runner = cpu
 
     # --- structure ------------------------------------------------------------------------
     def _leaf_layers(self):
@@ -145,17 +148,14 @@ class Model(Layer):
         for layer in self._leaf_layers():
             layer.zero_grad()
 
-    def _device_walk(self):
-        """The class whose call_forward / call_backward walk this model's layers, which
-        model.to('cuda') runs over the layers' device twins; None: this kind of model does not
-        run on the GPU."""
-        return None
+    #: whether model.to('cuda') takes this kind of model (Sequential and functional do)
+    runs_on_cuda = False
 
     def to(self, device):
         """Move the weights and optimizer state to 'cuda' (train, evaluate and predict then
         run on the GPU, NumPy in and out) or back to 'cpu'. Returns the model."""
-        from ..cuda import training
-        return training.move(self, device)
+        from ..backend import cuda
+        return cuda.move(self, device)
 
     # --- training -------------------------------------------------------------------------
     def compile(self, optimizer="sgd", loss=None, metrics=None):
@@ -219,30 +219,37 @@ class Model(Layer):
                                  f"equal, or differ by a trailing axis of 1") from None
         return y
 
+    def _loss(self, out, y, need_grad):
+        """(the loss of outputs ``out`` against targets ``y``, its gradient or None)."""
+        return self._runner.loss(LOSSES[self.loss.kernel_name], y, out,
+                                 self._head_fused or self.loss.from_logits, need_grad,
+                                 self.loss.kernel_param)
+
     def _train_step(self, x, y):
         """Forward, loss and its gradient, backward (writing the gradients, so there is no
-        zero_grad pass), one optimizer step. An optimizer that re-evaluates the gradient
-        (``needs_closure``, e.g. SGDG2) gets a closure doing the same on this batch (see
-        ``_reevaluation``)."""
+        zero_grad pass), one optimizer step; returns (loss, outputs, targets as the runner
+        holds them). An optimizer that re-evaluates the gradient (``needs_closure``, e.g.
+        SGDG2) gets a closure doing the same on this batch (see ``_reevaluation``)."""
+        run = self._runner
+        run.begin_step(self)
+        y = run.targets(self, y)
+        x = run.inputs(x)
+
         def forward_backward():
             out = self._head_forward(x, True)  # decides self._head_fused at the first call
-            loss, dout = _core.loss(LOSSES[self.loss.kernel_name], y, out,
-                                    self._head_fused or self.loss.from_logits, True,
-                                    self.loss.kernel_param)
+            loss, dout = self._loss(out, y, True)
             self.call_backward(dout, need_dx=False, accumulate=False)
-            loss += self.add_regularization_grads()  # Keras: the penalties are part of the loss
-            return loss, out
+            penalty = self.add_regularization_grads()  # Keras: part of the loss
+            return (loss + penalty if penalty else loss), out
 
-        grads, weights = self._optimizer_arrays()
         if not self.optimizer.needs_closure:
             loss, out = forward_backward()
-            self.optimizer.apply(grads, weights)
-            return loss, out
+            run.update(self)
+            return loss, out, y
         replay = _random.Replay(self)  # before the step's forward draws its dropout masks
         loss, out = forward_backward()
-        self.optimizer.apply(grads, weights,
-                             closure=lambda: self._reevaluation(forward_backward, replay))
-        return loss, out
+        run.update(self, closure=lambda: self._reevaluation(forward_backward, replay))
+        return loss, out, y
 
     def _reevaluation(self, forward_backward, replay):
         """forward_backward() again, as a second evaluation of the SAME stochastic objective
@@ -267,9 +274,6 @@ class Model(Layer):
         self._require_compiled("train_on_batch")
         x = self.check_input(x)
         y = self._prepare_y(y, x.shape[0])
-        if self._cuda is not None:
-            self._cuda.train_step(x, y)
-            return self._cuda.last_loss()
         return float(self._train_step(x, y)[0])
 
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, validation_data=None,
@@ -284,19 +288,14 @@ class Model(Layer):
                         validation_split, shuffle, callbacks, initial_epoch)
 
     def _evaluate_prepared(self, x, y, batch_size):
-        if self._cuda is not None:
-            return self._cuda.evaluate(x, y, batch_size)
+        run = self._runner
         n = x.shape[0]
-        total, correct = 0.0, [0] * len(self.metrics)
-        code = LOSSES[self.loss.kernel_name]
+        tally = run.tally(self)
         for lo in range(0, n, batch_size):
             hi = min(n, lo + batch_size)
-            out = self._head_forward(x[lo:hi], False)
-            loss, _ = _core.loss(code, y[lo:hi], out, self._head_fused or self.loss.from_logits,
-                                 False, self.loss.kernel_param)
-            total += loss * (hi - lo)
-            for i, m in enumerate(self.metrics):
-                correct[i] += m.correct(y[lo:hi], out, self._head_fused)
+            yb = run.targets(self, y[lo:hi])
+            tally.add(self._head_forward(run.inputs(x[lo:hi]), False), yb, hi - lo)
+        total, correct = tally.read()
         logs = {"loss": total / max(n, 1) + self.regularization_loss()}
         for m, c in zip(self.metrics, correct):
             logs[m.name] = c / max(n, 1)
@@ -320,9 +319,8 @@ class Model(Layer):
         """The model's outputs for x, computed in batches (inference mode)."""
         batch_size = positive_int(batch_size, "batch_size")
         x = self.check_input(x)
-        if self._cuda is not None:
-            return self._cuda.predict(x, batch_size)
-        outs = [self.call_forward(x[lo:lo + batch_size], False)
+        run = self._runner
+        outs = [run.to_host(self.call_forward(run.inputs(x[lo:lo + batch_size]), False))
                 for lo in range(0, x.shape[0], batch_size)]
         if not outs:
             return np.zeros((0,) + self.output_shape, self.dtype)
@@ -348,23 +346,20 @@ class Model(Layer):
     def get_weights(self):
         """Copies of every weight, in ``weights`` order (from the GPU after ``to('cuda')``)."""
         self._ensure_built()  # a model whose input shape is known builds on first use
-        if self._cuda is not None:
-            self._cuda.pull()
+        self._runner.pull()
         return super().get_weights()
 
     def set_weights(self, weights):
         """Write a list in ``get_weights`` order into the layers' arrays (checked first)."""
         self._ensure_built()
         super().set_weights(weights)
-        if self._cuda is not None:
-            self._cuda.push()
+        self._runner.push()
 
     # --- files (saving.py) ----------------------------------------------------------------
     def save(self, filepath, include_optimizer=True):
         """One safetensors file: config, weights, compile settings and, with
         include_optimizer, the optimizer's state; written atomically."""
-        if self._cuda is not None:
-            self._cuda.pull()
+        self._runner.pull()
         saving.save_model(self, filepath, include_optimizer)
 
     def save_weights(self, filepath):

@@ -9,8 +9,7 @@ from .model import Model
 class Sequential(Model):
     """A stack of layers, each feeding the next."""
 
-    def _device_walk(self):
-        return Sequential  # a subclass's own call_forward is not run on the device
+    runs_on_cuda = True  # model.to('cuda') takes it (dlfast.backend.cuda)
 
     def __init__(self, layers=None, name=None, dtype=None):
         super().__init__(name=name, dtype=dtype)

@@ -139,7 +139,7 @@ class Optimizer:
 
     def _apply(self, grads, weights, kernels=_core, slot=None):
         """The update, through ``kernels`` (dlfast._core, or the device's: see
-        cuda/training.py) with the state arrays ``slot(weight, name)`` (self.slot by
+        dlfast/backend/cuda.py) with the state arrays ``slot(weight, name)`` (self.slot by
         default): written once for every device."""
         raise NotImplementedError
 
