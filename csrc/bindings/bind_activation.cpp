@@ -78,8 +78,8 @@ template <Impl I>
 void bind_activation(py::module_& m) {
   m.def("activation_forward", &activation_forward<I>, py::arg("x"), py::arg("activation"),
         py::arg("negative_slope") = 0.2,
-        "y = act(x); activation is a code 0..5 (softmax over the last axis; 5 is leaky_relu, "
-        "x > 0 ? x : negative_slope * x, Keras's default slope 0.2).");
+        "y = act(x); activation is a code of ACTIVATIONS (softmax over the last axis; "
+        "leaky_relu is x > 0 ? x : negative_slope * x, Keras's default slope 0.2).");
   m.def("activation_backward", &activation_backward<I>, py::arg("dy"), py::arg("y"),
         py::arg("activation"), py::arg("negative_slope") = 0.2,
         "dx = dy * act'(y), from the forward output y (leaky_relu: dy * (y > 0 ? 1 : "

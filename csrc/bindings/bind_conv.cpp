@@ -270,7 +270,7 @@ void bind_conv(py::module_& m) {
         py::arg("strides"), py::arg("padding"), py::arg("dilation"), py::arg("activation"),
         "y = act(conv2d(x, kernel) + bias): x (N, H, W, C), kernel (R, S, C, K), bias (K,) or "
         "None, strides and dilation (h, w), padding 'valid' or 'same' (TensorFlow's), "
-        "activation a code 0..4 -> y (N, P, Q, K).");
+        "activation a code of ACTIVATIONS but leaky_relu -> y (N, P, Q, K).");
   m.def("conv2d_backward", &conv2d_backward<I>, py::arg("dy"), py::arg("x"), py::arg("kernel"),
         py::arg("y"), py::arg("strides"), py::arg("padding"), py::arg("dilation"),
         py::arg("activation"), py::arg("dkernel"), py::arg("dbias"), py::arg("need_dx") = true,

@@ -185,7 +185,7 @@ void bind_conv_transpose(py::module_& m) {
         py::arg("dilation"), py::arg("activation"),
         "y = act(conv2d_transpose(x, kernel) + bias): x (N, h, w, Cin), kernel (kh, kw, F, "
         "Cin), bias (F,) or None, strides and dilation (h, w), padding 'valid' or 'same', "
-        "output_padding (h, w) or None (Keras 3's output size), activation a code 0..4 -> "
+        "output_padding (h, w) or None (Keras 3's output size), activation a code of ACTIVATIONS but leaky_relu -> "
         "y (N, H, W, F).");
   m.def("conv2d_transpose_backward", &conv2d_transpose_backward<I>, py::arg("dy"), py::arg("x"),
         py::arg("kernel"), py::arg("y"), py::arg("strides"), py::arg("padding"),

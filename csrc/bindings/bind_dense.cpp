@@ -106,7 +106,7 @@ py::object dense_backward(py::handle dy_obj, py::handle x_obj, py::handle w_obj,
 template <Impl I>
 void bind_dense(py::module_& m) {
   m.def("dense_forward", &dense_forward<I>, py::arg("x"), py::arg("kernel"), py::arg("bias"),
-        py::arg("activation"), "y = act(x @ kernel + bias); activation is a code 0..4.");
+        py::arg("activation"), "y = act(x @ kernel + bias); activation is a code of ACTIVATIONS but leaky_relu.");
   m.def("dense_backward", &dense_backward<I>, py::arg("dy"), py::arg("x"), py::arg("kernel"),
         py::arg("y"), py::arg("activation"), py::arg("dkernel"), py::arg("dbias"),
         py::arg("need_dx") = true, py::arg("accumulate") = true,

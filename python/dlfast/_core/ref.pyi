@@ -10,7 +10,7 @@ def activation_backward(dy: typing.Any, y: typing.Any, activation: typing.Suppor
     """
 def activation_forward(x: typing.Any, activation: typing.SupportsInt | typing.SupportsIndex, negative_slope: typing.SupportsFloat | typing.SupportsIndex = 0.2) -> typing.Any:
     """
-    y = act(x); activation is a code 0..5 (softmax over the last axis; 5 is leaky_relu, x > 0 ? x : negative_slope * x, Keras's default slope 0.2).
+    y = act(x); activation is a code of ACTIVATIONS (softmax over the last axis; leaky_relu is x > 0 ? x : negative_slope * x, Keras's default slope 0.2).
     """
 def adadelta_update(weights: list, grads: typing.Any, accumulated_grads: typing.Any, accumulated_delta_vars: typing.Any, learning_rate: typing.SupportsFloat | typing.SupportsIndex, rho: typing.SupportsFloat | typing.SupportsIndex, epsilon: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex) -> None:
     """
@@ -46,7 +46,7 @@ def conv2d_backward(dy: typing.Any, x: typing.Any, kernel: typing.Any, y: typing
     """
 def conv2d_forward(x: typing.Any, kernel: typing.Any, bias: typing.Any, strides: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], padding: str, dilation: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], activation: typing.SupportsInt | typing.SupportsIndex) -> typing.Any:
     """
-    y = act(conv2d(x, kernel) + bias): x (N, H, W, C), kernel (R, S, C, K), bias (K,) or None, strides and dilation (h, w), padding 'valid' or 'same' (TensorFlow's), activation a code 0..4 -> y (N, P, Q, K).
+    y = act(conv2d(x, kernel) + bias): x (N, H, W, C), kernel (R, S, C, K), bias (K,) or None, strides and dilation (h, w), padding 'valid' or 'same' (TensorFlow's), activation a code of ACTIVATIONS but leaky_relu -> y (N, P, Q, K).
     """
 def conv2d_transpose_backward(dy: typing.Any, x: typing.Any, kernel: typing.Any, y: typing.Any, strides: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], padding: str, output_padding: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex] | None, dilation: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], activation: typing.SupportsInt | typing.SupportsIndex, dkernel: typing.Any, dbias: typing.Any, need_dx: bool = True, accumulate: bool = True) -> typing.Any:
     """
@@ -54,7 +54,7 @@ def conv2d_transpose_backward(dy: typing.Any, x: typing.Any, kernel: typing.Any,
     """
 def conv2d_transpose_forward(x: typing.Any, kernel: typing.Any, bias: typing.Any, strides: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], padding: str, output_padding: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex] | None, dilation: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], activation: typing.SupportsInt | typing.SupportsIndex) -> typing.Any:
     """
-    y = act(conv2d_transpose(x, kernel) + bias): x (N, h, w, Cin), kernel (kh, kw, F, Cin), bias (F,) or None, strides and dilation (h, w), padding 'valid' or 'same', output_padding (h, w) or None (Keras 3's output size), activation a code 0..4 -> y (N, H, W, F).
+    y = act(conv2d_transpose(x, kernel) + bias): x (N, h, w, Cin), kernel (kh, kw, F, Cin), bias (F,) or None, strides and dilation (h, w), padding 'valid' or 'same', output_padding (h, w) or None (Keras 3's output size), activation a code of ACTIVATIONS but leaky_relu -> y (N, H, W, F).
     """
 def dense_backward(dy: typing.Any, x: typing.Any, kernel: typing.Any, y: typing.Any, activation: typing.SupportsInt | typing.SupportsIndex, dkernel: typing.Any, dbias: typing.Any, need_dx: bool = True, accumulate: bool = True) -> typing.Any:
     """
@@ -62,7 +62,7 @@ def dense_backward(dy: typing.Any, x: typing.Any, kernel: typing.Any, y: typing.
     """
 def dense_forward(x: typing.Any, kernel: typing.Any, bias: typing.Any, activation: typing.SupportsInt | typing.SupportsIndex) -> typing.Any:
     """
-    y = act(x @ kernel + bias); activation is a code 0..4.
+    y = act(x @ kernel + bias); activation is a code of ACTIVATIONS but leaky_relu.
     """
 def gemm(a: typing.Any, b: typing.Any, trans_a: bool = False, trans_b: bool = False, bias: typing.Any = None, relu: bool = False, out: typing.Any = None, accumulate: bool = False) -> typing.Any:
     """

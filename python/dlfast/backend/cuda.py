@@ -9,12 +9,9 @@ import numpy as np
 
 from ..cuda import _device, ops as device_ops
 from ..layers.base import trainable_version
-from ..layers.conv import Conv2D
-from ..layers.core import Activation, Dense, Flatten, Input
-from ..layers.merge import Add
-from ..layers.pooling import AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D
-from ..layers.recurrent import LSTM
-from ..ops import LEAKY_RELU, LOSSES
+from ..layers import (LSTM, Activation, Add, AveragePooling2D, Conv2D, Dense, Flatten,
+                      GlobalAveragePooling2D, Input, MaxPooling2D)
+from ..ops import LOSSES
 
 SUPPORTED = "Dense, Activation, ReLU, Flatten, Conv2D, MaxPooling2D, AveragePooling2D, " \
             "GlobalAveragePooling2D, LSTM, Add"
@@ -152,9 +149,11 @@ class Kernels(Buffers):
 
 def check_layer(layer):
     """NotImplementedError naming a layer (or its option) the CUDA backend lacks."""
-    if getattr(layer, "_act", None) == LEAKY_RELU:  # Dense, Conv2D, Activation, LeakyReLU
+    act = getattr(layer, "_act", None)  # Dense, Conv2D, Activation, LeakyReLU
+    if act is not None and act not in device_ops.DEVICE_ACTIVATION_CODES:
         raise NotImplementedError(f"model.to('cuda'): layer '{layer.name}' "
-                                  f"({type(layer).__name__}) uses the activation leaky_relu, "
+                                  f"({type(layer).__name__}) uses the activation "
+                                  f"{layer.activation}, "
                                   f"which has no CUDA implementation yet; keep the model on "
                                   f"the CPU")
     kinds = (Add, Dense, Activation, Flatten, Conv2D, MaxPooling2D, AveragePooling2D,

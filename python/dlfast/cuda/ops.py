@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import _core
 from . import _device
-from ..ops import LEAKY_RELU, LOSSES, pair, padding_name
+from ..ops import ACTIVATIONS, LOSSES, pair, padding_name
 from ..ops import activation_code as _cpu_activation_code
 
 __all__ = ["matmul", "dense_forward", "dense_backward", "activation_forward",
@@ -18,12 +18,19 @@ __all__ = ["matmul", "dense_forward", "dense_backward", "activation_forward",
            "pool_geometry"]
 
 
+#: the activations the CUDA kernels have (csrc/cuda: apply_activation and
+#: activation_backward_kernel); any other is refused by name, so an activation added to the
+#: CPU kernels is never silently linear on the GPU
+DEVICE_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax")
+DEVICE_ACTIVATION_CODES = frozenset(ACTIVATIONS[n] for n in DEVICE_ACTIVATIONS)
+
+
 def activation_code(name, fn="activation"):
-    """The kernel code of an activation name, as dlfast.ops's; NotImplementedError for
-    leaky_relu, which the CUDA kernels do not have yet."""
+    """The kernel code of an activation name, as dlfast.ops's; NotImplementedError for one
+    the CUDA kernels do not have (leaky_relu today)."""
     code = _cpu_activation_code(name, fn)
-    if code == LEAKY_RELU:
-        raise NotImplementedError(f"{fn}: the activation leaky_relu has no CUDA implementation "
+    if code not in DEVICE_ACTIVATION_CODES:
+        raise NotImplementedError(f"{fn}: the activation {name} has no CUDA implementation "
                                   f"yet; use dlfast.ops on the CPU")
     return code
 
