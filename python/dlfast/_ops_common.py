@@ -55,8 +55,9 @@ def _same_dtype(fn, ref, **arrays):
 # --- matmul -----------------------------------------------------------------------------
 
 
-def pair(value, what, fn):
-    """An int or a pair of ints as a pair of positive ints (Keras's kernel_size/strides)."""
+def pair(value, what, fn, minimum=1, expected="an int or a pair of ints"):
+    """An int or a pair of ints as a pair of ints >= ``minimum`` (Keras's kernel_size, strides:
+    positive; output_padding: >= 0). ``expected`` says what the error message asks for."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         value = (int(value), int(value))
     try:
@@ -64,9 +65,10 @@ def pair(value, what, fn):
         if any(isinstance(v, bool) or int(v) != v for v in value):
             raise TypeError
     except (TypeError, ValueError):
-        raise ValueError(f"{fn}: {what} must be an int or a pair of ints, got {value!r}") from None
-    if a <= 0 or b <= 0:
-        raise ValueError(f"{fn}: {what} must be positive, got {value!r}")
+        raise ValueError(f"{fn}: {what} must be {expected}, got {value!r}") from None
+    if a < minimum or b < minimum:
+        bound = "positive" if minimum == 1 else f">= {minimum}"
+        raise ValueError(f"{fn}: {what} must be {bound}, got {value!r}")
     return a, b
 
 

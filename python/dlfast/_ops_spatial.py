@@ -176,18 +176,7 @@ def output_padding_pair(value, fn):
     """None, or an int or a pair of ints >= 0 as a pair (Keras's output_padding)."""
     if value is None:
         return None
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        value = (int(value), int(value))
-    try:
-        a, b = (int(v) for v in value)
-        if any(isinstance(v, bool) or int(v) != v for v in value):
-            raise TypeError
-    except (TypeError, ValueError):
-        raise ValueError(f"{fn}: output_padding must be None, an int or a pair of ints, got "
-                         f"{value!r}") from None
-    if a < 0 or b < 0:
-        raise ValueError(f"{fn}: output_padding must be >= 0, got {value!r}")
-    return a, b
+    return pair(value, "output_padding", fn, 0, "None, an int or a pair of ints")
 
 
 def conv_transpose_output_length(n, k, stride, dilation, padding, output_padding=None):
