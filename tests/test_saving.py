@@ -203,6 +203,8 @@ LAYERS = [
     lambda: layers.LeakyReLU(0.1),
     lambda: layers.Conv2DTranspose(4, (3, 2), strides=2, padding="same", output_padding=(1, 0),
                                    activation="relu", kernel_regularizer="l2"),
+    lambda: layers.Bidirectional(layers.LSTM(3, return_sequences=True, name="inner"),
+                                 merge_mode="ave", dtype="float64"),
 ]
 
 
