@@ -9,7 +9,7 @@ from . import _core
 __version__ = _core.__version__
 
 from . import callbacks, initializers, layers, losses, metrics, ops, optimizers  # noqa: E402
-from . import cuda, regularizers, utils  # noqa: E402
+from . import cuda, interop, regularizers, utils  # noqa: E402
 from ._random import manual_seed  # noqa: E402
 from .models import Model, Sequential  # noqa: E402
 from . import functional  # noqa: E402,F401  (Model(inputs, outputs) returns a Functional)
