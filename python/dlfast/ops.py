@@ -8,7 +8,7 @@ Outputs are new arrays; nothing is written into the caller's inputs.
 
 import numpy as np
 
-from . import _core
+from . import _arrays, _core
 
 __all__ = [
     "matmul", "matmul_forward", "matmul_backward",
@@ -132,7 +132,7 @@ def leaky_relu_backward(dy, y, negative_slope=LEAKY_RELU_SLOPE):
 
 def labels_array(y_true, fn, n):
     """Sparse class labels as a contiguous int64 vector of length n."""
-    y = np.asarray(y_true)
+    y = np.asarray(_arrays.from_dlpack(y_true, f"{fn}: labels"))
     if y.dtype.kind not in "iuf" or (y.dtype.kind == "f" and not np.all(np.isfinite(y))):
         raise TypeError(f"{fn}: sparse labels must be integers, got dtype {y.dtype}")
     if y.ndim > 1 and y.shape[-1] == 1:

@@ -35,7 +35,7 @@ import numpy as np
 import safetensors.numpy
 from safetensors import SafetensorError, safe_open
 
-from . import _core
+from . import _core, _keras_h5
 from ._configs import _compile_from, _training_config, deserialize, serialize  # noqa: F401
 
 FORMAT = "dlfast"
@@ -62,7 +62,11 @@ def save_model(model, filepath, include_optimizer=True):
 
 
 def save_weights(model, filepath):
-    """The model's weights only (in ``model.weights`` order), written atomically."""
+    """The model's weights only (in ``model.weights`` order), written atomically; a name
+    ending in ``.h5`` (Keras names them ``*.weights.h5``) writes Keras 3's weights file
+    instead (dlfast/_keras_h5.py)."""
+    if os.fspath(filepath).endswith(".h5"):
+        return _keras_h5.save_weights(model, filepath)
     model._ensure_built()
     _write(filepath, {f"weights/{i}": w for i, w in enumerate(model.weights)},
            {"contents": "weights", "weight_names": model.weight_names})
@@ -253,7 +257,10 @@ def load_model(filepath, custom_objects=None, compile=True):
 def load_weights(model, filepath):
     """Set the model's weights from a file written by save_weights or save (same structure:
     the weights are matched by position, their shapes must agree); checks every array before
-    writing any."""
+    writing any. A Keras 3 weights file (HDF5, e.g. ``*.weights.h5``) is read in Keras's
+    layout (dlfast/_keras_h5.py)."""
+    if _keras_h5.is_hdf5(filepath):
+        return _keras_h5.load_weights(model, filepath)
     _, tensors, path = _read(filepath)
     model._ensure_built()
     _set_weights(model, tensors, path)

@@ -21,6 +21,9 @@ class LSTM(Layer):
     of any length run through a built layer; only the feature count is fixed.
     """
 
+    #: Keras keeps an LSTM's weights in its cell: the name of that object in Keras's files
+    keras_cell = "lstm_cell"
+
     def __init__(self, units, return_sequences=False, return_state=False, unit_forget_bias=True,
                  use_bias=True, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", bias_initializer="zeros",

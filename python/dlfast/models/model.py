@@ -363,12 +363,14 @@ class Model(Layer):
         saving.save_model(self, filepath, include_optimizer)
 
     def save_weights(self, filepath):
-        """The weights alone in one safetensors file (``load_weights`` reads it back)."""
+        """The weights alone in one safetensors file (``load_weights`` reads it back); a
+        name ending in ``.h5`` (``*.weights.h5``) writes Keras 3's weights file, which
+        ``keras_model.load_weights`` reads."""
         saving.save_weights(self, filepath)
 
     def load_weights(self, filepath):
-        """Weights from a file of save_weights or save, matched by position; checks them all
-        before writing any."""
+        """Weights from a file of save_weights or save, matched by position, or from Keras 3's
+        ``*.weights.h5`` (matched by Keras's layout); checks them all before writing any."""
         saving.load_weights(self, filepath)
 
 
