@@ -72,6 +72,7 @@ template <Impl I> void bind_conv_transpose(py::module_& m);
 template <Impl I> void bind_layernorm(py::module_& m);
 template <Impl I> void bind_embedding(py::module_& m);
 template <Impl I> void bind_gru(py::module_& m);
+template <Impl I> void bind_simple_rnn(py::module_& m);
 // dlfast._core.ref: every family above again, on the reference kernels.
 void bind_ref(py::module_& m);
 

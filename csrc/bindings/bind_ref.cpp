@@ -25,6 +25,7 @@ void bind_ref(py::module_& m) {
   bind_layernorm<Impl::ref>(r);
   bind_embedding<Impl::ref>(r);
   bind_gru<Impl::ref>(r);
+  bind_simple_rnn<Impl::ref>(r);
 }
 
 }  // namespace bind

@@ -68,8 +68,8 @@ struct Pool2dShape {
 };
 
 // LSTM over a sequence: x[N,L,D] (batch, time steps, features), U units, G = 4U gate columns in
-// Keras's order i, f, c~, o: kernel W[D,G], recurrent kernel R[U,G], bias b[G]. The GRU takes
-// the same four sizes (its G is 3U).
+// Keras's order i, f, c~, o: kernel W[D,G], recurrent kernel R[U,G], bias b[G]. The GRU and
+// the SimpleRNN take the same four sizes (G is 3U for the GRU).
 struct LstmShape {
   int64_t N, L, D, U;
 };
@@ -250,6 +250,16 @@ struct KernelTable {
   void (*gru_backward)(T* dx, T* dW, T* dR, T* db, T* dh0, const T* dH, const T* dhL,
                        const T* x, const T* W, const T* R, const T* h0, const T* H, const T* Z,
                        const LstmShape& s, bool accumulate);
+  // SimpleRNN (Keras's, activation tanh) over a sequence, LstmShape's sizes: h_t =
+  // tanh(x_t W + h_{t-1} R + b), kernel W[D,U], recurrent kernel R[U,U], bias b[U] (may be
+  // null). H[N,L,U] (=) every h_t; h0[N,U] may be null (zeros).
+  void (*simple_rnn_forward)(T* H, const T* x, const T* W, const T* R, const T* b,
+                             const T* h0, const LstmShape& s);
+  // Backward through time from dH[N,L,U] and dhL[N,U] (either null: none), given the
+  // forward's H. dW, dR, db (+= or =, db may be null); dx (=) and dh0 (=) may be null.
+  void (*simple_rnn_backward)(T* dx, T* dW, T* dR, T* db, T* dh0, const T* dH, const T* dhL,
+                              const T* x, const T* W, const T* R, const T* h0, const T* H,
+                              const LstmShape& s, bool accumulate);
 };
 
 // The paths conv2d_forward and conv2d_backward take for s on this ISA (the choice they make
@@ -276,7 +286,7 @@ struct ConvPathTable {
   X(upsampling2d_backward) X(zeropadding2d_forward) X(zeropadding2d_backward)                 \
   X(conv2d_transpose_forward) X(conv2d_transpose_backward) X(layernorm_forward)             \
   X(layernorm_backward) X(embedding_forward) X(embedding_backward) X(gru_forward)             \
-  X(gru_backward)
+  X(gru_backward) X(simple_rnn_forward) X(simple_rnn_backward)
 
 template <typename T>
 const KernelTable<T>& kernels();

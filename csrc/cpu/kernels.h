@@ -148,6 +148,13 @@ template <typename T>
 void gru_backward(T* dx, T* dW, T* dR, T* db, T* dh0, const T* dH, const T* dhL, const T* x,
                   const T* W, const T* R, const T* h0, const T* H, const T* Z,
                   const LstmShape& s, bool accumulate);
+template <typename T>
+void simple_rnn_forward(T* H, const T* x, const T* W, const T* R, const T* b, const T* h0,
+                        const LstmShape& s);
+template <typename T>
+void simple_rnn_backward(T* dx, T* dW, T* dR, T* db, T* dh0, const T* dH, const T* dhL,
+                         const T* x, const T* W, const T* R, const T* h0, const T* H,
+                         const LstmShape& s, bool accumulate);
 
 }  // namespace DLFAST_ISA
 }  // namespace dlfast

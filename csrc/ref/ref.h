@@ -7,8 +7,8 @@
 // One file per family: gemm_ref.cpp, dense_ref.cpp (activations, dense), loss_ref.cpp,
 // optimizer_ref.cpp, conv_ref.cpp (conv2d and its transpose), pool_ref.cpp, lstm_ref.cpp,
 // batchnorm_ref.cpp, resample_ref.cpp, regularizer_ref.cpp, layernorm_ref.cpp,
-// embedding_ref.cpp, gru_ref.cpp; table.cpp gathers them into a KernelTable. Each function
-// is instantiated for float and double.
+// embedding_ref.cpp, gru_ref.cpp, simple_rnn_ref.cpp; table.cpp gathers them into a
+// KernelTable. Each function is instantiated for float and double.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -149,6 +149,14 @@ template <typename T>
 void gru_backward(T* dx, T* dW, T* dR, T* db, T* dh0, const T* dH, const T* dhL, const T* x,
                   const T* W, const T* R, const T* h0, const T* H, const T* Z,
                   const LstmShape& s, bool accumulate);
+// --- simple_rnn_ref.cpp ----------------------------------------------------------------------
+template <typename T>
+void simple_rnn_forward(T* H, const T* x, const T* W, const T* R, const T* b, const T* h0,
+                        const LstmShape& s);
+template <typename T>
+void simple_rnn_backward(T* dx, T* dW, T* dR, T* db, T* dh0, const T* dH, const T* dhL,
+                         const T* x, const T* W, const T* R, const T* h0, const T* H,
+                         const LstmShape& s, bool accumulate);
 
 }  // namespace ref
 }  // namespace dlfast

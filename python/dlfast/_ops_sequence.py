@@ -1,5 +1,5 @@
 """dlfast.ops for sequence models (issue 15): layer normalization over the last axis,
-embedding lookup, the GRU (Keras 3, reset_after=True). Re-exported by ``dlfast.ops`` (import
+embedding lookup, the GRU (Keras 3, reset_after=True), the SimpleRNN (tanh). Re-exported by ``dlfast.ops`` (import
 them from there); the LSTM's pair is in ``dlfast.ops`` itself."""
 
 import numpy as np
@@ -8,7 +8,7 @@ from . import _core
 from ._ops_common import _same_dtype, as_float_array
 
 __all__ = ["layernorm_forward", "layernorm_backward", "embedding_forward", "embedding_backward",
-           "gru_forward", "gru_backward"]
+           "gru_forward", "gru_backward", "simple_rnn_forward", "simple_rnn_backward"]
 
 
 def layernorm_forward(x, gamma=None, beta=None, epsilon=1e-3):
@@ -77,4 +77,31 @@ def gru_backward(dh, x, kernel, recurrent_kernel, bias=None, h0=None, dh_last=No
     dbias = None if bias is None else np.zeros_like(bias)
     dx, dh0 = _core.gru_backward(dh, dh_last, x, kernel, recurrent_kernel, h0, H, Z, dkernel,
                                  drecurrent, dbias, True, True, False)
+    return dx, dkernel, drecurrent, dbias, dh0
+
+
+def simple_rnn_forward(x, kernel, recurrent_kernel, bias=None, h0=None):
+    """Every step of Keras's SimpleRNN (activation tanh): x (N, L, D), kernel (D, U),
+    recurrent_kernel (U, U), bias (U,), h0 (N, U) or None (zeros) -> h of every step (N, L, U)."""
+    fn = "simple_rnn_forward"
+    x = as_float_array(x, fn, "x")
+    kernel, recurrent_kernel, bias, h0 = _same_dtype(
+        fn, x, kernel=kernel, recurrent_kernel=recurrent_kernel, bias=bias, h0=h0)
+    return _core.simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0)
+
+
+def simple_rnn_backward(dh, x, kernel, recurrent_kernel, bias=None, h0=None, dh_last=None):
+    """Gradients of ``simple_rnn_forward`` given ``dh`` (N, L, U) or None and an optional
+    gradient of the last h (N, U): returns ``(dx, dkernel, drecurrent_kernel, dbias, dh0)``
+    (dbias None without a bias). The forward is recomputed."""
+    fn = "simple_rnn_backward"
+    x = as_float_array(x, fn, "x")
+    dh, kernel, recurrent_kernel, bias, h0, dh_last = _same_dtype(
+        fn, x, dh=dh, kernel=kernel, recurrent_kernel=recurrent_kernel, bias=bias, h0=h0,
+        dh_last=dh_last)
+    H = _core.simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0)
+    dkernel, drecurrent = np.zeros_like(kernel), np.zeros_like(recurrent_kernel)
+    dbias = None if bias is None else np.zeros_like(bias)
+    dx, dh0 = _core.simple_rnn_backward(dh, dh_last, x, kernel, recurrent_kernel, h0, H, dkernel,
+                                        drecurrent, dbias, True, True, False)
     return dx, dkernel, drecurrent, dbias, dh0
