@@ -13,10 +13,11 @@ import harness  # noqa: E402
 import cases as cases_module  # noqa: E402
 import cases_conv  # noqa: E402
 import cases_lstm  # noqa: E402
+import cases_gru  # noqa: E402
 import cases_optim  # noqa: E402
 import cases_gan  # noqa: E402
 
-GROUPS = ("gemm", "dense", "train", "conv", "lstm", "optim", "gan")
+GROUPS = ("gemm", "dense", "train", "conv", "lstm", "gru", "optim", "gan")
 
 # (case name, baseline, minimum speedup = baseline time / dlfast time)
 TARGETS = [
@@ -90,7 +91,7 @@ def main(argv=None):
     info = harness.machine_info(args.threads, thread_note)
 
     chosen = select(cases_module.all_cases() + cases_conv.conv_cases()
-                    + cases_lstm.lstm_cases() + cases_optim.optim_cases()
+                    + cases_lstm.lstm_cases() + cases_gru.gru_cases() + cases_optim.optim_cases()
                     + cases_gan.gan_cases(), args.select)
     if not chosen:
         p.error(f"nothing matches {args.select}; groups are {', '.join(GROUPS)}")

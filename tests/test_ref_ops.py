@@ -44,7 +44,9 @@ OPS = ["gemm", "dense_forward", "dense_backward", "activation_forward", "activat
        "conv2d_transpose_backward", "maxpool2d_forward", "maxpool2d_backward",
        "avgpool2d_forward", "avgpool2d_backward", "lstm_forward", "lstm_backward",
        "batchnorm_forward", "batchnorm_backward", "upsampling2d_forward",
-       "upsampling2d_backward", "zeropadding2d_forward", "zeropadding2d_backward"]
+       "upsampling2d_backward", "zeropadding2d_forward", "zeropadding2d_backward",
+       "layernorm_forward", "layernorm_backward", "embedding_forward", "embedding_backward",
+       "gru_forward", "gru_backward", "simple_rnn_forward", "simple_rnn_backward"]
 NOT_OPS = {"build_info", "cpu_capability", "set_cpu_capability", "get_num_threads",
            "set_num_threads", "reference_gemm", "ref",
            "window_axis", "conv2d_paths", "conv2d_path_names",  # geometry and path choice

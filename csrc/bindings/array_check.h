@@ -69,6 +69,10 @@ template <Impl I> void bind_batchnorm(py::module_& m);
 template <Impl I> void bind_regularizer(py::module_& m);
 template <Impl I> void bind_resample(py::module_& m);
 template <Impl I> void bind_conv_transpose(py::module_& m);
+template <Impl I> void bind_layernorm(py::module_& m);
+template <Impl I> void bind_embedding(py::module_& m);
+template <Impl I> void bind_gru(py::module_& m);
+template <Impl I> void bind_simple_rnn(py::module_& m);
 // dlfast._core.ref: every family above again, on the reference kernels.
 void bind_ref(py::module_& m);
 

@@ -22,6 +22,10 @@ void bind_ref(py::module_& m) {
   bind_regularizer<Impl::ref>(r);
   bind_resample<Impl::ref>(r);
   bind_conv_transpose<Impl::ref>(r);
+  bind_layernorm<Impl::ref>(r);
+  bind_embedding<Impl::ref>(r);
+  bind_gru<Impl::ref>(r);
+  bind_simple_rnn<Impl::ref>(r);
 }
 
 }  // namespace bind

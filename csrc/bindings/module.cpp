@@ -60,5 +60,9 @@ PYBIND11_MODULE(_core, m) {
   bind::bind_regularizer<bind::Impl::fast>(m);
   bind::bind_resample<bind::Impl::fast>(m);
   bind::bind_conv_transpose<bind::Impl::fast>(m);
+  bind::bind_layernorm<bind::Impl::fast>(m);
+  bind::bind_embedding<bind::Impl::fast>(m);
+  bind::bind_gru<bind::Impl::fast>(m);
+  bind::bind_simple_rnn<bind::Impl::fast>(m);
   bind::bind_ref(m);
 }

@@ -68,7 +68,8 @@ struct Pool2dShape {
 };
 
 // LSTM over a sequence: x[N,L,D] (batch, time steps, features), U units, G = 4U gate columns in
-// Keras's order i, f, c~, o: kernel W[D,G], recurrent kernel R[U,G], bias b[G].
+// Keras's order i, f, c~, o: kernel W[D,G], recurrent kernel R[U,G], bias b[G]. The GRU and
+// the SimpleRNN take the same four sizes (G is 3U for the GRU).
 struct LstmShape {
   int64_t N, L, D, U;
 };
@@ -218,6 +219,47 @@ struct KernelTable {
   void (*conv2d_transpose_backward)(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
                                     const T* y, const Conv2dShape& s, Activation act,
                                     bool accumulate);
+  // Layer normalization over the last axis of x/y [R,C] (R rows: every index but the last;
+  // Keras's LayerNormalization(axis=-1)): per row, mean and biased variance over the C
+  // features, y (=) = (x − mean)·inv_std·gamma + beta with inv_std = 1/sqrt(var + epsilon)
+  // (gamma, beta may be null); mean[R], inv_std[R] (=) kept for backward.
+  void (*layernorm_forward)(T* y, T* mean, T* inv_std, const T* x, const T* gamma,
+                            const T* beta, int64_t R, int64_t C, double epsilon);
+  // dx (=) through the row statistics; dgamma (+= or =) colsum(dy·xhat), dbeta (+= or =)
+  // colsum(dy). dx, dgamma, dbeta may be null; gamma null means 1.
+  void (*layernorm_backward)(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x,
+                             const T* gamma, const T* mean, const T* inv_std, int64_t R,
+                             int64_t C, bool accumulate);
+  // Embedding lookup (Keras's Embedding): y[n,E] (=) rows ids[n] of the table W[V,E]. Every
+  // id is in [0, V) (the bindings check it before the kernel runs).
+  void (*embedding_forward)(T* y, const int64_t* ids, const T* W, int64_t n, int64_t V,
+                            int64_t E);
+  // dW[V,E] (+= or =) the scatter-add of the rows of dy[n,E] by id (no one-hot), each row of
+  // dW summing its ids in order, whatever the thread count.
+  void (*embedding_backward)(T* dW, const T* dy, const int64_t* ids, int64_t n, int64_t V,
+                             int64_t E, bool accumulate);
+  // GRU (Keras 3, reset_after=True) over a sequence, LstmShape's sizes, G = 3U gate columns in
+  // Keras's order z, r, h~: kernel W[D,G], recurrent kernel R[U,G], bias b[2,G] (input bias
+  // over recurrent bias; may be null). H[N,L,U] (=) every h_t; Z[N,L,4U] (=) per step
+  // [z, r, h~, h_{t-1} R_h + b_rec_h], kept for backward. h0[N,U] may be null (zeros).
+  void (*gru_forward)(T* H, T* Z, const T* x, const T* W, const T* R, const T* b, const T* h0,
+                      const LstmShape& s);
+  // Backward through time from dH[N,L,U] (null: none) plus dhL[N,U] (the last h's; null:
+  // none), given the forward's H and Z. dW, dR, db[2,G] (+= or =, db may be null); dx (=) and
+  // dh0 (=) may be null.
+  void (*gru_backward)(T* dx, T* dW, T* dR, T* db, T* dh0, const T* dH, const T* dhL,
+                       const T* x, const T* W, const T* R, const T* h0, const T* H, const T* Z,
+                       const LstmShape& s, bool accumulate);
+  // SimpleRNN (Keras's, activation tanh) over a sequence, LstmShape's sizes: h_t =
+  // tanh(x_t W + h_{t-1} R + b), kernel W[D,U], recurrent kernel R[U,U], bias b[U] (may be
+  // null). H[N,L,U] (=) every h_t; h0[N,U] may be null (zeros).
+  void (*simple_rnn_forward)(T* H, const T* x, const T* W, const T* R, const T* b,
+                             const T* h0, const LstmShape& s);
+  // Backward through time from dH[N,L,U] and dhL[N,U] (either null: none), given the
+  // forward's H. dW, dR, db (+= or =, db may be null); dx (=) and dh0 (=) may be null.
+  void (*simple_rnn_backward)(T* dx, T* dW, T* dR, T* db, T* dh0, const T* dH, const T* dhL,
+                              const T* x, const T* W, const T* R, const T* h0, const T* H,
+                              const LstmShape& s, bool accumulate);
 };
 
 // The paths conv2d_forward and conv2d_backward take for s on this ISA (the choice they make
@@ -242,7 +284,9 @@ struct ConvPathTable {
   X(lstm_forward) X(lstm_backward) X(batchnorm_forward) X(batchnorm_backward)                 \
   X(regularizer_penalty) X(rmsprop_update) X(nadam_update) X(upsampling2d_forward)            \
   X(upsampling2d_backward) X(zeropadding2d_forward) X(zeropadding2d_backward)                 \
-  X(conv2d_transpose_forward) X(conv2d_transpose_backward)
+  X(conv2d_transpose_forward) X(conv2d_transpose_backward) X(layernorm_forward)             \
+  X(layernorm_backward) X(embedding_forward) X(embedding_backward) X(gru_forward)             \
+  X(gru_backward) X(simple_rnn_forward) X(simple_rnn_backward)
 
 template <typename T>
 const KernelTable<T>& kernels();

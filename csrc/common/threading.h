@@ -19,9 +19,9 @@ int threads_for_gemm(double flops);
 
 // Workspace slots: each thread owns one growable, 64-byte-aligned buffer per slot.
 // kConvCol: conv2d's im2col / dcol chunk; kConvGrad: conv2d_backward's dz = dy * act'(y);
-// kConvPartial: conv2d_backward's per-unit partial dW / db. kLstmPack: the LSTM's packed
-// recurrent kernel; kLstmGates: its backward's gate gradients of all steps; kLstmState: its
-// backward's carried cell gradient and shifted hidden states. kConvDz: conv2d_backward's whole
+// kConvPartial: conv2d_backward's per-unit partial dW / db. kLstmPack: the LSTM's (and the
+// GRU's) packed recurrent kernel; kLstmGates: their backward's gate gradients of all steps;
+// kLstmState: their backward's carried state gradients and shifted hidden states. kConvDz: conv2d_backward's whole
 // dz when its dx is a forward convolution; kConvFlip: that convolution's flipped kernel.
 enum WorkspaceSlot : int {
   kPackA = 0,

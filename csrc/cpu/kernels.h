@@ -130,5 +130,31 @@ void conv2d_transpose_backward(T* dx, T* dw, T* db, const T* dy, const T* x, con
                                const T* y, const Conv2dShape& s, Activation act,
                                bool accumulate);
 
+template <typename T>
+void layernorm_forward(T* y, T* mean, T* inv_std, const T* x, const T* gamma, const T* beta,
+                       int64_t R, int64_t C, double epsilon);
+template <typename T>
+void layernorm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T* gamma,
+                        const T* mean, const T* inv_std, int64_t R, int64_t C, bool accumulate);
+template <typename T>
+void embedding_forward(T* y, const int64_t* ids, const T* W, int64_t n, int64_t V, int64_t E);
+template <typename T>
+void embedding_backward(T* dW, const T* dy, const int64_t* ids, int64_t n, int64_t V, int64_t E,
+                        bool accumulate);
+template <typename T>
+void gru_forward(T* H, T* Z, const T* x, const T* W, const T* R, const T* b, const T* h0,
+                 const LstmShape& s);
+template <typename T>
+void gru_backward(T* dx, T* dW, T* dR, T* db, T* dh0, const T* dH, const T* dhL, const T* x,
+                  const T* W, const T* R, const T* h0, const T* H, const T* Z,
+                  const LstmShape& s, bool accumulate);
+template <typename T>
+void simple_rnn_forward(T* H, const T* x, const T* W, const T* R, const T* b, const T* h0,
+                        const LstmShape& s);
+template <typename T>
+void simple_rnn_backward(T* dx, T* dW, T* dR, T* db, T* dh0, const T* dH, const T* dhL,
+                         const T* x, const T* W, const T* R, const T* h0, const T* H,
+                         const LstmShape& s, bool accumulate);
+
 }  // namespace DLFAST_ISA
 }  // namespace dlfast

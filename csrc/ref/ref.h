@@ -6,7 +6,8 @@
 //
 // One file per family: gemm_ref.cpp, dense_ref.cpp (activations, dense), loss_ref.cpp,
 // optimizer_ref.cpp, conv_ref.cpp (conv2d and its transpose), pool_ref.cpp, lstm_ref.cpp,
-// batchnorm_ref.cpp, resample_ref.cpp, regularizer_ref.cpp; table.cpp gathers them into a
+// batchnorm_ref.cpp, resample_ref.cpp, regularizer_ref.cpp, layernorm_ref.cpp,
+// embedding_ref.cpp, gru_ref.cpp, simple_rnn_ref.cpp; table.cpp gathers them into a
 // KernelTable. Each function is instantiated for float and double.
 #pragma once
 #include <cstddef>
@@ -125,6 +126,37 @@ template <typename T>
 void zeropadding2d_forward(T* y, const T* x, const Pad2dShape& s);
 template <typename T>
 void zeropadding2d_backward(T* dx, const T* dy, const Pad2dShape& s);
+
+// --- layernorm_ref.cpp -----------------------------------------------------------------------
+template <typename T>
+void layernorm_forward(T* y, T* mean, T* inv_std, const T* x, const T* gamma, const T* beta,
+                       int64_t R, int64_t C, double epsilon);
+template <typename T>
+void layernorm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T* gamma,
+                        const T* mean, const T* inv_std, int64_t R, int64_t C, bool accumulate);
+
+// --- embedding_ref.cpp -----------------------------------------------------------------------
+template <typename T>
+void embedding_forward(T* y, const int64_t* ids, const T* W, int64_t n, int64_t V, int64_t E);
+template <typename T>
+void embedding_backward(T* dW, const T* dy, const int64_t* ids, int64_t n, int64_t V, int64_t E,
+                        bool accumulate);
+// --- gru_ref.cpp -----------------------------------------------------------------------------
+template <typename T>
+void gru_forward(T* H, T* Z, const T* x, const T* W, const T* R, const T* b, const T* h0,
+                 const LstmShape& s);
+template <typename T>
+void gru_backward(T* dx, T* dW, T* dR, T* db, T* dh0, const T* dH, const T* dhL, const T* x,
+                  const T* W, const T* R, const T* h0, const T* H, const T* Z,
+                  const LstmShape& s, bool accumulate);
+// --- simple_rnn_ref.cpp ----------------------------------------------------------------------
+template <typename T>
+void simple_rnn_forward(T* H, const T* x, const T* W, const T* R, const T* b, const T* h0,
+                        const LstmShape& s);
+template <typename T>
+void simple_rnn_backward(T* dx, T* dW, T* dR, T* db, T* dh0, const T* dH, const T* dhL,
+                         const T* x, const T* W, const T* R, const T* h0, const T* H,
+                         const LstmShape& s, bool accumulate);
 
 }  // namespace ref
 }  // namespace dlfast

@@ -30,6 +30,8 @@ from ._ops_common import (ACTIVATIONS, LEAKY_RELU, LEAKY_RELU_SLOPE, LINEAR, LOS
 from . import _ops_spatial
 from ._ops_spatial import *  # noqa: F401,F403  (conv, pooling, resampling: see _ops_spatial)
 from ._ops_spatial import output_padding_pair  # noqa: F401  (used by dlfast.layers.conv)
+from . import _ops_sequence
+from ._ops_sequence import *  # noqa: F401,F403  (layer norm, embedding, GRU: see _ops_sequence)
 
 
 def matmul(a, b, trans_a=False, trans_b=False):
@@ -344,3 +346,4 @@ def lstm_cell_backward(dh_new, dc_new, x, h, c, kernel, recurrent_kernel, bias=N
 
 
 __all__ += _ops_spatial.__all__
+__all__ += _ops_sequence.__all__

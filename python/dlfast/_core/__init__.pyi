@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections.abc
 import typing
 from . import ref
-__all__: list[str] = ['ACTIVATIONS', 'KERNELS', 'LOSSES', 'activation_backward', 'activation_forward', 'adadelta_update', 'adam_update', 'adamax_update', 'avgpool2d_backward', 'avgpool2d_forward', 'batchnorm_backward', 'batchnorm_forward', 'build_info', 'conv2d_backward', 'conv2d_forward', 'conv2d_path_names', 'conv2d_paths', 'conv2d_transpose_backward', 'conv2d_transpose_forward', 'cpu_capability', 'dense_backward', 'dense_forward', 'gemm', 'get_num_threads', 'loss', 'lstm_backward', 'lstm_forward', 'maxpool2d_backward', 'maxpool2d_forward', 'nadam_update', 'ref', 'reference_gemm', 'regularizer_penalty', 'rmsprop_update', 'set_cpu_capability', 'set_num_threads', 'sgd_update', 'sgdg2_dots', 'sgdg2_probe', 'sgdg2_step', 'upsampling2d_backward', 'upsampling2d_forward', 'window_axis', 'zeropadding2d_backward', 'zeropadding2d_forward']
+__all__: list[str] = ['ACTIVATIONS', 'KERNELS', 'LOSSES', 'activation_backward', 'activation_forward', 'adadelta_update', 'adam_update', 'adamax_update', 'avgpool2d_backward', 'avgpool2d_forward', 'batchnorm_backward', 'batchnorm_forward', 'build_info', 'conv2d_backward', 'conv2d_forward', 'conv2d_path_names', 'conv2d_paths', 'conv2d_transpose_backward', 'conv2d_transpose_forward', 'cpu_capability', 'dense_backward', 'dense_forward', 'embedding_backward', 'embedding_forward', 'gemm', 'get_num_threads', 'gru_backward', 'gru_forward', 'layernorm_backward', 'layernorm_forward', 'loss', 'lstm_backward', 'lstm_forward', 'maxpool2d_backward', 'maxpool2d_forward', 'nadam_update', 'ref', 'reference_gemm', 'regularizer_penalty', 'rmsprop_update', 'set_cpu_capability', 'set_num_threads', 'sgd_update', 'sgdg2_dots', 'sgdg2_probe', 'sgdg2_step', 'simple_rnn_backward', 'simple_rnn_forward', 'upsampling2d_backward', 'upsampling2d_forward', 'window_axis', 'zeropadding2d_backward', 'zeropadding2d_forward']
 def activation_backward(dy: typing.Any, y: typing.Any, activation: typing.SupportsInt | typing.SupportsIndex, negative_slope: typing.SupportsFloat | typing.SupportsIndex = 0.2) -> typing.Any:
     """
     dx = dy * act'(y), from the forward output y (leaky_relu: dy * (y > 0 ? 1 : negative_slope)).
@@ -80,12 +80,36 @@ def dense_forward(x: typing.Any, kernel: typing.Any, bias: typing.Any, activatio
     """
     y = act(x @ kernel + bias); activation is a code of ACTIVATIONS but leaky_relu.
     """
+def embedding_backward(dy: typing.Any, ids: typing.Any, dembeddings: typing.Any, accumulate: bool = True) -> None:
+    """
+    Scatter-adds the rows of dy (ids.shape + (output_dim,)) into dembeddings by id (accumulate=False: writes, rows no id names become 0). Deterministic.
+    """
+def embedding_forward(ids: typing.Any, embeddings: typing.Any) -> typing.Any:
+    """
+    Rows of embeddings (input_dim, output_dim) picked by the integer ids (any shape, each in [0, input_dim)): returns an array of shape ids.shape + (output_dim,).
+    """
 def gemm(a: typing.Any, b: typing.Any, trans_a: bool = False, trans_b: bool = False, bias: typing.Any = None, relu: bool = False, out: typing.Any = None, accumulate: bool = False) -> typing.Any:
     """
     C = op(a) @ op(b) (+ bias per row, then ReLU when relu=True), written into a new array or into `out` (accumulated into it when accumulate=True). op(x) is x.T when trans_x.
     """
 def get_num_threads() -> int:
     ...
+def gru_backward(dH: typing.Any, dh_last: typing.Any, x: typing.Any, kernel: typing.Any, recurrent_kernel: typing.Any, h0: typing.Any, H: typing.Any, Z: typing.Any, dkernel: typing.Any, drecurrent_kernel: typing.Any, dbias: typing.Any, need_dx: bool = True, need_dstate: bool = False, accumulate: bool = True) -> typing.Any:
+    """
+    Backward through time from dH (N, L, U) or None and dh_last (N, U) or None, given the forward's H and Z. Adds (or writes, accumulate=False) the weight gradients into dkernel, drecurrent_kernel, dbias (2, 3U) or None; returns (dx or None, dh0 or None).
+    """
+def gru_forward(x: typing.Any, kernel: typing.Any, recurrent_kernel: typing.Any, bias: typing.Any, h0: typing.Any) -> typing.Any:
+    """
+    Every step of a GRU (Keras 3, reset_after=True, gates z, r, h~): x (N, L, D), kernel (D, 3U), recurrent_kernel (U, 3U), bias (2, 3U) or None, h0 (N, U) or None (zeros) -> (H, Z): h_t of every step (N, L, U) and per step [z, r, h~, h R_h + b_rec_h] (N, L, 4U), kept for backward.
+    """
+def layernorm_backward(dy: typing.Any, x: typing.Any, gamma: typing.Any, mean: typing.Any, inv_std: typing.Any, dgamma: typing.Any, dbeta: typing.Any, need_dx: bool = True, accumulate: bool = True) -> typing.Any:
+    """
+    Adds (or writes, accumulate=False) dgamma and dbeta (either may be None); returns dx, or None when need_dx is False.
+    """
+def layernorm_forward(x: typing.Any, gamma: typing.Any, beta: typing.Any, epsilon: typing.SupportsFloat | typing.SupportsIndex = 0.001) -> typing.Any:
+    """
+    Layer normalization over x's last axis (Keras's LayerNormalization(axis=-1), epsilon 1e-3): gamma, beta (C,) or None; returns (y, mean, inv_std), the statistics of shape x.shape[:-1].
+    """
 def loss(kind: typing.SupportsInt | typing.SupportsIndex, y_true: typing.Any, y_pred: typing.Any, from_logits: bool = False, want_grad: bool = True, delta: typing.SupportsFloat | typing.SupportsIndex = 1.0) -> tuple:
     """
     (mean loss, d loss / d y_pred or None); kind 0..6 = mse, binary, categorical, sparse categorical cross-entropy, mean absolute error, Huber (threshold delta), KL divergence.
@@ -144,6 +168,14 @@ def sgdg2_step(weights: list, saved: typing.Any, h_probe: typing.SupportsFloat |
     """
     SGD-G2 step from the probe point: w = (w + h_probe*g)(1 - h_new*wd) - h_new*g.
     """
+def simple_rnn_backward(dH: typing.Any, dh_last: typing.Any, x: typing.Any, kernel: typing.Any, recurrent_kernel: typing.Any, h0: typing.Any, H: typing.Any, dkernel: typing.Any, drecurrent_kernel: typing.Any, dbias: typing.Any, need_dx: bool = True, need_dstate: bool = False, accumulate: bool = True) -> typing.Any:
+    """
+    Backward through time from dH (N, L, U) or None and dh_last (N, U) or None, given the forward's H. Adds (or writes, accumulate=False) the weight gradients into dkernel, drecurrent_kernel, dbias (U,) or None; returns (dx or None, dh0 or None).
+    """
+def simple_rnn_forward(x: typing.Any, kernel: typing.Any, recurrent_kernel: typing.Any, bias: typing.Any, h0: typing.Any) -> typing.Any:
+    """
+    Every step of a SimpleRNN (Keras, activation tanh): x (N, L, D), kernel (D, U), recurrent_kernel (U, U), bias (U,) or None, h0 (N, U) or None (zeros) -> H, h_t of every step (N, L, U).
+    """
 def upsampling2d_backward(dy: typing.Any, size: typing.Any) -> typing.Any:
     """
     dx (N, H, W, C): the sum of dy (N, H*size_h, W*size_w, C) over each block.
@@ -165,6 +197,6 @@ def zeropadding2d_forward(x: typing.Any, padding: typing.Any) -> typing.Any:
     y (N, top + H + bottom, left + W + right, C): x (N, H, W, C) framed by zeros; padding is ((top, bottom), (left, right)).
     """
 ACTIVATIONS: dict = {'linear': 0, 'relu': 1, 'sigmoid': 2, 'tanh': 3, 'softmax': 4, 'leaky_relu': 5}
-KERNELS: tuple = ('gemm', 'dense_forward', 'dense_backward', 'activation_forward', 'activation_backward', 'loss_forward_backward', 'sgd_update', 'adam_update', 'adamax_update', 'adadelta_update', 'sgdg2_probe', 'sgdg2_dots', 'sgdg2_step', 'conv2d_forward', 'conv2d_backward', 'maxpool2d_forward', 'maxpool2d_backward', 'avgpool2d_forward', 'avgpool2d_backward', 'lstm_forward', 'lstm_backward', 'batchnorm_forward', 'batchnorm_backward', 'regularizer_penalty', 'rmsprop_update', 'nadam_update', 'upsampling2d_forward', 'upsampling2d_backward', 'zeropadding2d_forward', 'zeropadding2d_backward', 'conv2d_transpose_forward', 'conv2d_transpose_backward')
+KERNELS: tuple = ('gemm', 'dense_forward', 'dense_backward', 'activation_forward', 'activation_backward', 'loss_forward_backward', 'sgd_update', 'adam_update', 'adamax_update', 'adadelta_update', 'sgdg2_probe', 'sgdg2_dots', 'sgdg2_step', 'conv2d_forward', 'conv2d_backward', 'maxpool2d_forward', 'maxpool2d_backward', 'avgpool2d_forward', 'avgpool2d_backward', 'lstm_forward', 'lstm_backward', 'batchnorm_forward', 'batchnorm_backward', 'regularizer_penalty', 'rmsprop_update', 'nadam_update', 'upsampling2d_forward', 'upsampling2d_backward', 'zeropadding2d_forward', 'zeropadding2d_backward', 'conv2d_transpose_forward', 'conv2d_transpose_backward', 'layernorm_forward', 'layernorm_backward', 'embedding_forward', 'embedding_backward', 'gru_forward', 'gru_backward', 'simple_rnn_forward', 'simple_rnn_backward')
 LOSSES: dict = {'mse': 0, 'binary_crossentropy': 1, 'categorical_crossentropy': 2, 'sparse_categorical_crossentropy': 3, 'mae': 4, 'huber': 5, 'kl_divergence': 6}
 __version__: str = ''
