@@ -1,0 +1,91 @@
+"""dlfast.distributed from one process (issue 17): it imports without mpi4py and init() then
+says how to install it; and, where mpiexec is there (pip install mpi4py mpich), a rank that
+raises ends a 2-rank job non-zero within 30 s, and the 2-rank suite (tests/distributed) passes
+under mpiexec -n 2."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NO_MPI = "import sys; sys.modules['mpi4py'] = None\n"  # as if mpi4py were not installed
+
+
+def run_python(code, timeout=120):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "MPI_"))}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def test_import_works_without_mpi4py_and_init_says_how_to_install():
+    out = run_python(NO_MPI + (
+        "import dlfast.distributed as dist\n"
+        "assert not dist.is_initialized()\n"
+        "try:\n"
+        "    dist.rank()\n"
+        "except RuntimeError as e:\n"
+        "    print('RANK:', e)\n"
+        "try:\n"
+        "    dist.init()\n"
+        "except ImportError as e:\n"
+        "    print('INIT:', e)\n"))
+    assert out.returncode == 0, out.stderr
+    assert "RANK: dlfast.distributed is not initialized: call dlfast.distributed.init()" \
+        in out.stdout
+    assert 'INIT: dlfast.distributed needs mpi4py and an MPI library: pip install ' \
+        '"dlfast[distributed]"' in out.stdout
+    assert "pip install mpi4py mpich" in out.stdout
+
+
+def mpiexec():
+    here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    found = here if os.path.exists(here) else shutil.which("mpiexec")
+    if found is None:
+        pytest.skip("mpiexec not found: pip install mpi4py mpich (the 'distributed' extra) "
+                    "runs the 2-rank tests")
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        pytest.skip("mpi4py is not installed: pip install mpi4py mpich")
+    return found
+
+
+def launch(args, timeout):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "MPI_"))}
+    start = time.monotonic()
+    out = subprocess.run([mpiexec(), "-n", "2"] + args, capture_output=True, text=True,
+                         timeout=timeout, env=env, cwd=ROOT)
+    return out, time.monotonic() - start
+
+
+FAILING = """
+import numpy as np, dlfast, dlfast.distributed as dist
+dist.init()
+model = dlfast.Sequential([dlfast.layers.Input((4,)), dlfast.layers.Dense(2)])
+model.compile(dist.DistributedOptimizer(dlfast.optimizers.SGD()), "mse")
+if dist.rank() == 1:
+    raise ValueError("rank 1 fails on purpose")
+model.fit(np.zeros((64, 4), np.float32), np.zeros((64, 2), np.float32), epochs=1000,
+          verbose=0)  # rank 0 waits in the gradient Allreduce: the abort must end it
+"""
+
+
+def test_a_failing_rank_ends_the_job_non_zero_within_30_s():
+    try:
+        out, seconds = launch([sys.executable, "-c", FAILING], timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the job still ran after 60 s: a failing rank left the other one hanging")
+    assert out.returncode != 0, (out.stdout, out.stderr)
+    assert seconds < 30, seconds
+    assert "rank 1 fails on purpose" in out.stderr
+
+
+def test_the_two_rank_suite_passes_under_mpiexec():
+    out, _ = launch([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                     "tests/distributed"], timeout=600)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
+    assert out.stdout.count(" passed") == 2 and "skipped" not in out.stdout, out.stdout
