@@ -4,6 +4,7 @@ raises ends a 2-rank job non-zero within 30 s, and the 2-rank suite (tests/distr
 under mpiexec -n 2."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -89,3 +90,16 @@ def test_the_two_rank_suite_passes_under_mpiexec():
                      "tests/distributed"], timeout=600)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     assert out.stdout.count(" passed") == 2 and "skipped" not in out.stdout, out.stdout
+
+
+def test_the_distributed_digits_example_learns_on_two_ranks():
+    out, _ = launch([sys.executable, os.path.join("examples", "distributed_digits.py")],
+                    timeout=300)
+    assert out.returncode == 0, out.stderr[-4000:]
+
+    found = re.search(r"^2 rank\(s\), (\d+) steps of 64 samples, (\d+) allreduce calls, .*test "
+                      r"accuracy ([\d.]+)%$", out.stdout, re.M)
+    assert found, out.stdout
+    steps, calls, accuracy = int(found.group(1)), int(found.group(2)), float(found.group(3))
+    assert steps == calls and accuracy >= 90.0, out.stdout
+    assert out.stdout.count("Epoch 20/20") == 1  # rank 0 alone prints
