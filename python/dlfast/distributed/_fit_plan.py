@@ -74,7 +74,7 @@ class FitPlan:
     def _evaluate_prepared(self, x, y, batch_size):
         """Validation on this rank's shard (positions rank, rank + size, ..., all of them), the
         results averaged weighted by the shard sizes: the global validation means."""
-        xs, ys = x[self.rank::self.size], y[self.rank::self.size]
+        xs, ys = (np.ascontiguousarray(a[self.rank::self.size]) for a in (x, y))
         logs = self.model._evaluate_prepared(xs, ys, batch_size)
         return self._weighted_mean(logs, len(xs))
 
