@@ -122,7 +122,8 @@ MODULE_PAGES = {
     "dlfast.initializers": "initializers", "dlfast.regularizers": "regularizers",
     "dlfast.ops": "ops", "dlfast.utils": "utils", "dlfast.cuda": "cuda",
     "dlfast.cuda.ops": "cuda", "dlfast.saving": "saving", "dlfast.datasets": "datasets",
-    "dlfast.generative": "datasets",
+    "dlfast.generative": "datasets", "dlfast.distributed": "distributed",
+    "dlfast.distributed.callbacks": "distributed",
 }
 
 
