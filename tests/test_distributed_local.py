@@ -103,3 +103,19 @@ def test_the_distributed_digits_example_learns_on_two_ranks():
     steps, calls, accuracy = int(found.group(1)), int(found.group(2)), float(found.group(3))
     assert steps == calls and accuracy >= 90.0, out.stdout
     assert out.stdout.count("Epoch 20/20") == 1  # rank 0 alone prints
+
+
+def test_one_process_without_mpiexec_is_a_job_of_size_1():
+    mpiexec()  # skips without mpi4py
+    out = run_python(
+        "import numpy as np, dlfast, dlfast.distributed as dist\n"
+        "dist.init(); dist.init()\n"
+        "print(dist.rank(), dist.size(), dist.local_rank())\n"
+        "model = dlfast.Sequential([dlfast.layers.Input((3,)), dlfast.layers.Dense(1)])\n"
+        "model.compile(dist.DistributedOptimizer(dlfast.optimizers.SGD(0.1)), 'mse')\n"
+        "h = model.fit(np.ones((8, 3), np.float32), np.ones((8, 1), np.float32), batch_size=4,"
+        " epochs=2, verbose=0)\n"
+        "opt = model.optimizer\n"
+        "print(opt.iterations, opt.allreduce_calls, len(h.history['loss']))\n")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["0", "1", "0", "4", "0", "2"]
