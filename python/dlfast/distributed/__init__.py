@@ -30,7 +30,7 @@ import numpy as np
 
 from . import _mpi, callbacks
 from ._fit_plan import average_moving_statistics, shard_positions
-from ._mpi import INSTALL, init, is_initialized, local_rank, rank, size
+from ._mpi import init, is_initialized, local_rank, rank, size
 from .optimizer import DistributedOptimizer
 
 
