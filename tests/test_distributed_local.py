@@ -30,6 +30,11 @@ def test_import_works_without_mpi4py_and_init_says_how_to_install():
         "    dist.rank()\n"
         "except RuntimeError as e:\n"
         "    print('RANK:', e)\n"
+        "import dlfast\n"
+        "try:\n"
+        "    dist.DistributedOptimizer(dlfast.optimizers.SGD())\n"
+        "except RuntimeError as e:\n"
+        "    print('OPT:', e)\n"
         "try:\n"
         "    dist.init()\n"
         "except ImportError as e:\n"
@@ -40,6 +45,7 @@ def test_import_works_without_mpi4py_and_init_says_how_to_install():
     assert 'INIT: dlfast.distributed needs mpi4py and an MPI library: pip install ' \
         '"dlfast[distributed]"' in out.stdout
     assert "pip install mpi4py mpich" in out.stdout
+    assert "OPT: dlfast.distributed is not initialized" in out.stdout
 
 
 def mpiexec():

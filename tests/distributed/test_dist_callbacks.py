@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import dlfast
-from dist_models import OPTIMIZERS, build, data
+from .dist_models import OPTIMIZERS, build, data
 
 
 def test_init_twice_and_the_ranks(dist):
@@ -90,6 +90,10 @@ def test_bad_input_is_a_clear_error(dist):
         dist.DistributedOptimizer(wrapped)
     with pytest.raises(TypeError, match="root must be an int"):
         dist.callbacks.BroadcastWeights(root="0")
+    with pytest.raises(ValueError, match="root must be a rank >= 0, got -1"):
+        dist.callbacks.BroadcastWeights(root=-1)
+    with pytest.raises(ValueError, match=r"root must be a rank in \[0, 1\].*got 5"):
+        dist.callbacks.BroadcastWeights(root=5).broadcast(build("dense", 0))
     with pytest.raises(ValueError, match=r"root must be a rank in \[0, 1\].*got 2"):
         dist.broadcast([np.zeros(2)], root=2)
     with pytest.raises(ValueError, match="x has 3 samples, y has 2"):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import dlfast
-from dist_models import OPTIMIZERS, build, data, relative_error
+from .dist_models import OPTIMIZERS, build, data, relative_error
 
 TOL = 1e-5  # relative, float32
 LOSS = "sparse_categorical_crossentropy"

@@ -18,8 +18,10 @@ class BroadcastWeights(Callback):
 
     def __init__(self, root=0):
         super().__init__()
-        if isinstance(root, bool) or not isinstance(root, (int, np.integer)) or root < 0:
-            raise TypeError(f"BroadcastWeights: root must be an int rank >= 0, got {root!r}")
+        if isinstance(root, bool) or not isinstance(root, (int, np.integer)):
+            raise TypeError(f"BroadcastWeights: root must be an int rank, got {root!r}")
+        if root < 0:
+            raise ValueError(f"BroadcastWeights: root must be a rank >= 0, got {root}")
         self.root = int(root)
 
     def on_train_begin(self, logs=None):
