@@ -28,7 +28,7 @@ class FitPlan:
     ``callbacks`` (without ModelCheckpoint and CSVLogger but on rank 0)."""
 
     def __init__(self, model, n, verbose, callbacks):
-        if model._cuda is not None:
+        if getattr(model, "device", "cpu") != "cpu":
             raise NotImplementedError("dlfast.distributed: fit with a DistributedOptimizer "
                                       "runs on the CPU path only; call model.to('cpu')")
         self.model = model
