@@ -99,6 +99,7 @@ def test_the_two_rank_suite_passes_under_mpiexec():
 
 
 def test_the_distributed_digits_example_learns_on_two_ranks():
+    pytest.importorskip("sklearn", reason="the example loads scikit-learn's digits")
     out, _ = launch([sys.executable, os.path.join("examples", "distributed_digits.py")],
                     timeout=300)
     assert out.returncode == 0, out.stderr[-4000:]
