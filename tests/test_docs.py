@@ -123,6 +123,7 @@ def test_adding_an_op_quotes_the_activation_list_as_dispatch_h_has_it():
 # module -> the name of its API page, docs/api/<name> plus ".md" (a module documented on
 # another module's page says so here)
 MODULE_PAGES = {
+    "dlfast.distributed": "distributed", "dlfast.distributed.callbacks": "distributed",
     "dlfast": "dlfast", "dlfast.layers": "layers", "dlfast.models": "models",
     "dlfast.optimizers": "optimizers", "dlfast.optimizers.schedules": "optimizers",
     "dlfast.losses": "losses", "dlfast.metrics": "metrics", "dlfast.callbacks": "callbacks",

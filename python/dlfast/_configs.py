@@ -63,8 +63,10 @@ def _training_config(model):
     """loss, metrics and optimizer of a compiled model (None when not compiled)."""
     if model.optimizer is None or model.loss is None:
         return None
-    optimizer = serialize(model.optimizer)
-    lr = model.optimizer.learning_rate
+    opt = model.optimizer
+    opt = opt.saved_optimizer() if hasattr(type(opt), "saved_optimizer") else opt  # a wrapper's
+    optimizer = serialize(opt)
+    lr = opt.learning_rate
     if callable(lr):
         if not hasattr(lr, "get_config"):
             raise ValueError(f"cannot save the optimizer: its learning_rate {lr!r} is a "

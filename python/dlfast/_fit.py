@@ -30,6 +30,10 @@ def fit(model, x, y, batch_size, epochs, verbose, validation_data, validation_sp
     n = x.shape[0]
     if n == 0:
         raise ValueError("fit: x has no samples")
+    plan = getattr(model.optimizer, "_fit_plan", None)  # dlfast.distributed: this rank's part
+    if plan is not None:
+        plan = plan(model, n, verbose, callbacks)
+        n, verbose, callbacks = plan.n, plan.verbose, plan.callbacks
     steps = -(-n // batch_size)
     history = callbacks_module.History()
     params = {"epochs": epochs, "steps": steps, "verbose": verbose}
@@ -43,8 +47,10 @@ def fit(model, x, y, batch_size, epochs, verbose, validation_data, validation_sp
     for epoch in range(initial_epoch, epochs):
         cbs.on_epoch_begin(epoch)
         progress.begin(epoch)
-        if shuffle:
-            order = _random.generator().permutation(n)
+        order = _random.generator().permutation(len(x)) if shuffle else None
+        if plan is not None:
+            order = plan.epoch_order(order)
+        if order is not None:
             xs, ys = x[order], y[order]
         else:
             xs, ys = x, y
@@ -58,7 +64,8 @@ def fit(model, x, y, batch_size, epochs, verbose, validation_data, validation_sp
             tally.add(out, targets, hi - lo, loss)
             seen = hi
             if cbs.wants_batches:
-                cbs.on_train_batch_end(step, {"loss": float(loss)})
+                loss = float(loss) if plan is None else plan.batch_loss(loss)
+                cbs.on_train_batch_end(step, {"loss": loss})
             progress.step(step + 1)
             if model.stop_training:  # Keras: a batch callback (TerminateOnNaN) stops here
                 break
@@ -66,8 +73,10 @@ def fit(model, x, y, batch_size, epochs, verbose, validation_data, validation_sp
         logs = {"loss": total_loss / seen}
         for m, c in zip(model.metrics, correct):
             logs[m.name] = c / seen
+        if plan is not None:
+            logs = plan.epoch_logs(logs, seen)
         if validation_data is not None:
-            val = model._evaluate_prepared(xv, yv, batch_size)
+            val = (plan or model)._evaluate_prepared(xv, yv, batch_size)
             logs.update({"val_" + k: v for k, v in val.items()})
         progress.end(epoch, logs)
         cbs.on_epoch_end(epoch, logs)
