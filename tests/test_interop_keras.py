@@ -44,6 +44,20 @@ def lstm():
             lambda: [L.LSTM(5, return_sequences=True), L.Bidirectional(L.LSTM(4)), L.Dense(2)])
 
 
+def sequence():
+    return ((6, 3), lambda: [K.GRU(5, return_sequences=True), K.LayerNormalization(),
+                             K.SimpleRNN(4, return_sequences=True), K.Bidirectional(K.GRU(3)),
+                             K.Dense(2)],
+            lambda: [L.GRU(5, return_sequences=True), L.LayerNormalization(),
+                     L.SimpleRNN(4, return_sequences=True), L.Bidirectional(L.GRU(3)),
+                     L.Dense(2)])
+
+
+def embedding():
+    return ((5,), lambda: [K.Embedding(9, 4), K.GRU(3), K.Dense(2)],
+            lambda: [L.Embedding(9, 4), L.GRU(3), L.Dense(2)])
+
+
 def pair(make):
     shape, keras_layers, dlfast_layers = make()
     km = keras.Sequential([keras.Input(shape)] + keras_layers())
@@ -54,6 +68,8 @@ def pair(make):
                     v.path else rng.uniform(0.5, 2.0, w.shape).astype(np.float32)
                     for w, v in zip(km.get_weights(), km.weights)])
     x = rng.standard_normal((5,) + shape).astype(np.float32)
+    if make is embedding:
+        x = rng.integers(0, 9, (5,) + shape).astype(np.float32)
     return km, dm, x
 
 
@@ -61,7 +77,8 @@ def keras_predict(km, x):
     return np.asarray(km.predict(x, verbose=0))
 
 
-@pytest.mark.parametrize("make", [mlp, cnn, lstm], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("make", [mlp, cnn, lstm, sequence, embedding],
+                         ids=lambda f: f.__name__)
 def test_a_keras_file_fills_the_dlfast_model(make, tmp_path):
     km, dm, x = pair(make)
     km.save_weights(tmp_path / "k.weights.h5")
@@ -71,7 +88,8 @@ def test_a_keras_file_fills_the_dlfast_model(make, tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("make", [mlp, cnn, lstm], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("make", [mlp, cnn, lstm, sequence, embedding],
+                         ids=lambda f: f.__name__)
 def test_a_dlfast_file_fills_the_keras_model(make, tmp_path):
     km, dm, x = pair(make)
     rng = np.random.default_rng(1)

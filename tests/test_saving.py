@@ -205,6 +205,10 @@ LAYERS = [
                                    activation="relu", kernel_regularizer="l2"),
     lambda: layers.Bidirectional(layers.LSTM(3, return_sequences=True, name="inner"),
                                  merge_mode="ave", dtype="float64"),
+    lambda: layers.GRU(4, return_sequences=True, use_bias=False, recurrent_initializer="zeros"),
+    lambda: layers.SimpleRNN(3, return_state=True, dtype="float64"),
+    lambda: layers.Embedding(10, 4, embeddings_initializer="glorot_uniform"),
+    lambda: layers.LayerNormalization(epsilon=1e-5, center=False),
 ]
 
 

@@ -6,8 +6,10 @@ import numpy as np
 from .._core import (activation_backward, activation_forward, avgpool2d_backward,  # noqa: F401
                      avgpool2d_forward, batchnorm_backward, batchnorm_forward, conv2d_backward,
                      conv2d_forward, conv2d_transpose_backward, conv2d_transpose_forward,
-                     dense_backward, dense_forward, loss, lstm_backward, lstm_forward,
-                     maxpool2d_backward, maxpool2d_forward, upsampling2d_backward,
+                     dense_backward, dense_forward, embedding_backward, embedding_forward,
+                     gru_backward, gru_forward, layernorm_backward, layernorm_forward, loss,
+                     lstm_backward, lstm_forward, maxpool2d_backward, maxpool2d_forward,
+                     simple_rnn_backward, simple_rnn_forward, upsampling2d_backward,
                      upsampling2d_forward, zeropadding2d_backward, zeropadding2d_forward)
 
 # --- array helpers (``tag`` names the buffer on a device; here every result is new) ---------
@@ -85,6 +87,8 @@ __all__ = ["activation_backward", "activation_forward", "avgpool2d_backward", "a
            "conv2d_transpose_backward", "conv2d_transpose_forward", "dense_backward",
            "dense_forward", "loss", "lstm_backward", "lstm_forward", "maxpool2d_backward",
            "maxpool2d_forward", "upsampling2d_backward", "upsampling2d_forward",
-           "zeropadding2d_backward", "zeropadding2d_forward", "add", "copy", "last_step",
+           "zeropadding2d_backward", "zeropadding2d_forward", "embedding_backward",
+           "embedding_forward", "gru_backward", "gru_forward", "layernorm_backward",
+           "layernorm_forward", "simple_rnn_backward", "simple_rnn_forward", "add", "copy", "last_step",
            "begin_step", "inputs", "targets", "to_host", "pull", "push", "update", "Tally",
            "tally"]

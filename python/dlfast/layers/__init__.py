@@ -14,12 +14,15 @@ from .merge import Concatenate
 from .reshaping import Reshape, UpSampling2D, ZeroPadding2D
 from .conv import Conv2DTranspose
 from .wrappers import Bidirectional
+from .rnn import GRU, SimpleRNN
+from .sequence import Embedding, LayerNormalization
 
 __all__ = ["Layer", "Input", "Dense", "Activation", "ReLU", "Flatten", "Conv2D",
            "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "LSTM", "Dropout",
            "BatchNormalization", "Add", "SymbolicTensor"]
 __all__ += ["UpSampling2D", "ZeroPadding2D", "Reshape", "Concatenate", "LeakyReLU"]
-__all__ += ["Conv2DTranspose", "Bidirectional"]
+__all__ += ["Conv2DTranspose", "Bidirectional", "GRU", "SimpleRNN", "Embedding",
+            "LayerNormalization"]
 
 # Every layer class above may be named in a model file (dlfast.saving reads the registry).
 from .. import registry as _registry  # noqa: E402
