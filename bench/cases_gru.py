@@ -1,13 +1,15 @@
 """GRU kernel benchmark (issue 15): the fused C++ forward + backward through time
 (_core.gru_forward, _core.gru_backward; Keras 3's GRU, reset_after=True) against PyTorch's
 torch.nn.GRU (batch_first, the same math: torch's n gate is Keras's h~ with reset_after) and a
-NumPy implementation (the input projection as one matmul, the time loop in Python). Kernels
-only: the GRU layer is not written yet, so this is not the issue's train-step line. Checked
-against float64 NumPy first."""
+NumPy implementation (the input projection as one matmul, the time loop in Python), and the
+issue's line: the GRU(128) -> Dense(10) train step (dlfast.layers.GRU) against the same step
+in PyTorch and NumPy. Checked against float64 NumPy first."""
 
 import numpy as np
 
+import dlfast
 from dlfast import _core
+from dlfast.layers import GRU, Dense, Input
 
 from harness import Case, expect_close, torch
 
@@ -119,8 +121,81 @@ def kernel_case(n, steps, d, u):
 
     flops = 3 * 2.0 * n * steps * (d + u) * 3 * u
     return Case("gru", f"gru({u}) kernels fwd+bwd N{n} T{steps} D{d}", impls, check, flops=flops,
-                notes="kernels only (no GRU layer yet)")
+                notes="kernels only")
+
+
+def np_train_step(p, x, labels, lr):
+    """One SGD step of GRU -> Dense(10, softmax) with sparse cross-entropy, in place."""
+    W, R, b, K, kb = p
+    n = x.shape[0]
+    H, A = np_gru_forward(x, W, R, b)
+    h = H[:, -1]
+    z = h @ K + kb
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    s = e.sum(axis=1, keepdims=True)
+    e /= s
+    rows = np.arange(n)
+    loss = (np.log(s).sum() - z[rows, labels].sum()) / n
+    e[rows, labels] -= 1
+    e /= n
+    dK, dkb = h.T @ e, e.sum(0)
+    dH = np.zeros_like(H)
+    dH[:, -1] = e @ K.T
+    _, dW, dR, db = np_gru_backward(dH, x, W, R, H, A)
+    for w, g in zip(p, (dW, dR, db, dK, dkb)):
+        w -= lr * g
+    return float(loss)
+
+
+def train_case(n, steps, d, u, lr=0.05):
+    w = [randn(d, 3 * u, scale=1 / np.sqrt(d)), randn(u, 3 * u, scale=1 / np.sqrt(u)),
+         randn(2, 3 * u, scale=0.1), randn(u, 10, scale=1 / np.sqrt(u)), randn(10, scale=0.1)]
+    x = randn(n, steps, d)
+    labels = RNG.integers(0, 10, n)
+
+    def make():
+        model = dlfast.Sequential([Input((steps, d)), GRU(u), Dense(10, activation="softmax")])
+        model.compile(optimizer=dlfast.optimizers.SGD(lr),
+                      loss="sparse_categorical_crossentropy")
+        model.set_weights(w)
+        return model
+    model = make()
+    np_params = [a.copy() for a in w]
+    impls = {"dlfast": lambda: model.train_on_batch(x, labels),
+             "numpy": lambda: np_train_step(np_params, x, labels, lr)}
+    if torch is not None:
+        m = torch_gru(w[0], w[1], w[2], d, u)
+        fc = torch.nn.Linear(u, 10)
+        with torch.no_grad():
+            fc.weight.copy_(torch.from_numpy(w[3].T))
+            fc.bias.copy_(torch.from_numpy(w[4]))
+        opt = torch.optim.SGD(list(m.parameters()) + list(fc.parameters()), lr=lr)
+        tx, ty = torch.from_numpy(x), torch.from_numpy(labels)
+
+        def torch_step():
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(fc(m(tx)[0][:, -1]), ty)
+            loss.backward()
+            opt.step()
+            return loss.item()
+        impls["torch"] = torch_step
+
+    def check():
+        # one step from the same weights: dlfast's loss and new weights against float64 NumPy
+        check_model = make()
+        loss = check_model.train_on_batch(x, labels)
+        p64 = [np.float64(a) for a in w]
+        ref_loss = np_train_step(p64, np.float64(x), labels, lr)
+        err = expect_close("dlfast", [("loss", np.float64(loss), np.float64(ref_loss))] +
+                           [(f"weight {i}", a, r) for i, (a, r) in
+                            enumerate(zip(check_model.get_weights(), p64))], TOL)
+        return f"rel err {err:.1e}"
+
+    flops = 3 * 2.0 * n * steps * (d + u) * 3 * u - 2.0 * n * steps * d * 3 * u
+    return Case("gru", f"gru({u}) -> dense(10) train step N{n} T{steps} D{d}", impls, check,
+                flops=flops)
 
 
 def gru_cases():
-    return [kernel_case(64, 32, 64, 128)]
+    return [kernel_case(64, 32, 64, 128), train_case(64, 32, 64, 128)]
